@@ -1,0 +1,121 @@
+"""Finish the baked project: write the production secrets, prune what the answers turned off,
+install the matching lock file, and say what to do next. Needs no network.
+"""
+
+import secrets
+import shutil
+import string
+import sys
+from pathlib import Path
+
+SLUG = "{{ cookiecutter.project_slug }}"
+PYTHON = "{{ cookiecutter.python_version }}"
+DJANGO = "{{ cookiecutter.django_version }}"
+USE_REDIS = "{{ cookiecutter.use_redis }}" == "y"
+USE_CELERY = "{{ cookiecutter.use_celery }}" == "y"
+CI = "{{ cookiecutter.ci }}"
+LICENSE = "{{ cookiecutter.open_source_license }}"
+
+# Letters, digits, - and _: nothing a shell, Compose interpolation ($), a .env parser
+# (quotes, #, backslash) or a URL (@ : / ? %) would read specially.
+SECRET_ALPHABET = string.ascii_letters + string.digits + "-_"
+
+# Files that exist only for an option; removed when it is off.
+OPTIONAL_FILES = {
+    "celery": ["config/celery.py", f"{SLUG}/tasks.py", "tests/test_tasks.py"],
+    "github": [".github"],
+    "gitlab": [".gitlab-ci.yml"],
+    "license": ["LICENSE"],
+}
+
+
+def generate_secret(length: int) -> str:
+    # Starts with a letter or digit, so no command line can take it for an option.
+    first = secrets.choice(string.ascii_letters + string.digits)
+    return first + "".join(secrets.choice(SECRET_ALPHABET) for _ in range(length - 1))
+
+
+def remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def write_production_env(project: Path) -> None:
+    """.envs/prod.env = the committed example with a fresh secret for each placeholder."""
+    generated = {
+        "<SECRET_KEY>": generate_secret(64),
+        "<POSTGRES_PASSWORD>": generate_secret(32),
+    }
+    if USE_REDIS:
+        generated["<REDIS_PASSWORD>"] = generate_secret(32)
+    lines = (project / ".envs/prod.env.example").read_text().splitlines(keepends=True)
+    while lines and lines[0].startswith("#"):  # the example's own introduction
+        lines.pop(0)
+    text = "".join(lines)
+    for placeholder, value in generated.items():
+        text = text.replace(placeholder, value)
+    header = (
+        "# Production settings for compose.prod.yaml, generated with fresh secrets by the template.\n"
+        "# Git-ignored: never commit this file or copy it into an image. Keep a copy somewhere safe.\n"
+    )
+    target = project / ".envs/prod.env"
+    target.write_text(header + text)
+    target.chmod(0o600)
+
+
+def install_lock_file(project: Path) -> None:
+    """The template ships one uv.lock per combination of Python, Django and services."""
+    services = "celery" if USE_CELERY else "redis" if USE_REDIS else "base"
+    locks = project / ".locks"
+    chosen = locks / f"py{PYTHON}-django{DJANGO}-{services}.lock"
+    if not chosen.exists():
+        sys.exit(f"The template has no lock file {chosen.name}; run scripts/lock.py in the template.")
+    # Lock files are copied without rendering (they are large); only the project's name differs.
+    text = chosen.read_text().replace('name = "lockproject"', f'name = "{SLUG.replace("_", "-")}"')
+    (project / "uv.lock").write_text(text)
+    shutil.rmtree(locks)
+
+
+def prune(project: Path) -> None:
+    off = []
+    if not USE_CELERY:
+        off.append("celery")
+    if CI != "github":
+        off.append("github")
+    if CI != "gitlab":
+        off.append("gitlab")
+    if LICENSE == "Not open source":
+        off.append("license")
+    for option in off:
+        for relative in OPTIONAL_FILES[option]:
+            remove(project / relative)
+
+
+def next_steps() -> str:
+    return f"""
+Baked {SLUG}/. Next steps:
+
+  cd {SLUG}
+  git init && git add -A && git commit -m "Start from the template"   # .envs/prod.env stays out
+
+  Development (Docker):   docker compose up --build --wait     -> http://localhost:8000
+  Without Docker:         uv sync && uv run python manage.py migrate && uv run python manage.py runserver
+  Tests:                  uv run pytest
+
+  Live stack: .envs/prod.env holds fresh secrets (git-ignored; back it up somewhere safe).
+  See README.md, "Deploying the live stack".
+"""
+
+
+def main() -> None:
+    project = Path.cwd()
+    write_production_env(project)
+    install_lock_file(project)
+    prune(project)
+    print(next_steps())
+
+
+if __name__ == "__main__":
+    main()

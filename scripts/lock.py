@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Write the uv.lock of every combination the template can bake into {{cookiecutter.project_slug}}/.locks/.
+
+The baked project's dependencies depend on three answers (Python version, Django version, and
+which services: none, Redis, Redis + Celery). This script bakes each combination without hooks,
+runs `uv lock` in it, and stores the result; the post-gen hook picks the matching one, so baking
+itself never needs the network. Run it after changing any version in cookiecutter.json:
+
+    uv run python scripts/lock.py            # add --upgrade to move the transitive pins too
+"""
+
+import argparse
+import itertools
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+LOCKS = TEMPLATE / "{{cookiecutter.project_slug}}" / ".locks"
+SERVICES = {"base": ("n", "n"), "redis": ("y", "n"), "celery": ("y", "y")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--upgrade", action="store_true", help="let uv move every unpinned transitive version")
+    options = parser.parse_args()
+    LOCKS.mkdir(exist_ok=True)
+    for python, django, services in itertools.product(["3.13", "3.12"], ["5.2", "6.1"], SERVICES):
+        use_redis, use_celery = SERVICES[services]
+        name = f"py{python}-django{django}-{services}.lock"
+        with tempfile.TemporaryDirectory() as tmp:
+            project = Path(
+                cookiecutter(
+                    str(TEMPLATE),
+                    no_input=True,
+                    accept_hooks=False,
+                    output_dir=tmp,
+                    extra_context={
+                        "project_name": "lockproject",
+                        "python_version": python,
+                        "django_version": django,
+                        "use_redis": use_redis,
+                        "use_celery": use_celery,
+                    },
+                )
+            )
+            previous = LOCKS / name
+            if previous.exists() and not options.upgrade:
+                shutil.copy(previous, project / "uv.lock")  # keep the pins that still fit
+            command = ["uv", "lock"] + (["--upgrade"] if options.upgrade else [])
+            subprocess.run(command, cwd=project, check=True)
+            shutil.copy(project / "uv.lock", previous)
+            print(f"wrote {previous.relative_to(TEMPLATE)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""gunicorn settings for the live stack (gunicorn reads this file from the working directory).
+
+Each value can be changed through the environment, e.g. WEB_CONCURRENCY=4.
+"""
+
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# Workers: WEB_CONCURRENCY, else two per CPU the container may use, plus one.
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * len(os.sched_getaffinity(0)) + 1)
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# Load the app once in the master: a settings error stops the server at once with its message,
+# and workers share the loaded code's memory.
+preload_app = True
+# Heartbeat files in memory: a slow disk must never make a healthy worker look hung.
+worker_tmp_dir = "/dev/shm"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+# On SIGTERM (docker stop) in-flight requests get this long to finish; keep the compose
+# stop_grace_period longer than this.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+# Recycle workers now and then, so a slow leak never grows without bound.
+max_requests = 2000
+max_requests_jitter = 200
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Only nginx, on the private network, talks to gunicorn.
+forwarded_allow_ips = "*"
+
+
+def when_ready(server):
+    from django.conf import settings
+
+    if settings.DEBUG:
+        banner = "!" * 72
+        server.log.warning(
+            "%s\nDEBUG is on in gunicorn: tracebacks and settings are shown to every visitor.\n"
+            "Set DEBUG=0 in .envs/prod.env before this site faces the internet.\n%s",
+            banner,
+            banner,
+        )

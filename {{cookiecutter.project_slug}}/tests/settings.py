@@ -1,0 +1,18 @@
+"""Settings for the test run: the development defaults, plus what makes tests fast and isolated."""
+
+import os
+
+# Like manage.py: development defaults unless the environment says otherwise.
+os.environ.setdefault("DEBUG", "1")
+
+from config.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Templates resolve {% raw %}{% static %}{% endraw %} without a collectstatic manifest.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+{%- if cookiecutter.use_celery == "y" %}
+# Run tasks in-process, so tests need no broker or worker.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_BROKER_URL = "memory://"
+CELERY_RESULT_BACKEND = "cache+memory://"
+{%- endif %}

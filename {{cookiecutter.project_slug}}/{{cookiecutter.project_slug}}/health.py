@@ -1,0 +1,77 @@
+"""Probes for Docker, Compose and load balancers.
+
+GET /healthz  liveness: the process answers; no I/O, so a slow database never restarts the app.
+GET /readyz   readiness: the services the app needs answer; 503 names the ones that do not.
+
+Answered by a middleware placed first, before host validation and the HTTPS redirect, so a
+probe needs neither the public host name nor TLS.
+"""
+
+import logging
+
+{% if cookiecutter.use_redis == "y" -%}
+from django.conf import settings
+{% endif -%}
+from django.db import connections
+from django.http import HttpRequest, JsonResponse
+
+logger = logging.getLogger(__name__)
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def check_database() -> None:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT 1")
+{% if cookiecutter.use_redis == "y" %}
+
+def check_redis() -> None:
+    if not settings.REDIS_URL:
+        return  # local work without Redis: the cache is in memory
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
+{% endif %}
+
+CHECKS = {
+    "database": check_database,
+{%- if cookiecutter.use_redis == "y" %}
+    "redis": check_redis,
+{%- endif %}
+}
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    results = {}
+    for name, check in CHECKS.items():
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as exc:  # any failure means "not ready"; the reason goes to the log
+            logger.warning("readiness check %s failed: %s", name, exc)
+            results[name] = "unavailable"
+    if results.get("database") != "ok":
+        # Drop the broken connection so the next request opens a fresh one.
+        connections["default"].close_if_unusable_or_obsolete()
+    ready = all(state == "ok" for state in results.values())
+    return JsonResponse({"status": "ok" if ready else "unavailable", **results}, status=200 if ready else 503)
+
+
+PROBES = {"/healthz": healthz, "/readyz": readyz}
+
+
+class HealthCheckMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        probe = PROBES.get(request.path)
+        if probe is not None and request.method in ("GET", "HEAD"):
+            return probe(request)
+        return self.get_response(request)

@@ -1,0 +1,38 @@
+{% if cookiecutter.use_celery == "y" -%}
+from celery.result import AsyncResult
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from .models import Document
+from .tasks import count_documents
+{%- else -%}
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from .models import Document
+{%- endif %}
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "{{ cookiecutter.project_slug }}/home.html",
+        {"documents": Document.objects.all()[:10], "document_count": Document.objects.count()},
+    )
+{% if cookiecutter.use_celery == "y" %}
+
+@require_POST
+def start_task(request: HttpRequest) -> HttpResponse:
+    """Queue a background task; the worker picks it up."""
+    result = count_documents.delay()
+    return redirect("task_status", task_id=result.id)
+
+
+def task_status(request: HttpRequest, task_id: str) -> JsonResponse:
+    result = AsyncResult(task_id)
+    payload = {"id": task_id, "state": result.state}
+    if result.successful():
+        payload["result"] = result.result
+    return JsonResponse(payload)
+{% endif -%}
