@@ -14,7 +14,7 @@ What it waits for:
 WAIT_TIMEOUT (default 60 s) bounds the whole wait, WAIT_ATTEMPT_TIMEOUT (default 5 s) each try.
 On timeout it names what it waited for and why, and exits 1; a malformed URL or argument exits 2.
 When everything answers it calls os.execvp, so the command replaces this process: signals from
-Docker (SIGTERM on stop) reach gunicorn or celery directly, and their exit code is the container's.
+Docker (SIGTERM on stop) reach the server directly, and its exit code is the container's.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ os.environ.setdefault("DEBUG", "1")
 from config.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# Templates resolve {% raw %}{% static %}{% endraw %} without a collectstatic manifest.
+# The static template tag resolves names without a collectstatic manifest.
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 {%- if cookiecutter.use_celery == "y" %}
 # Run tasks in-process, so tests need no broker or worker.

@@ -44,7 +44,7 @@ def free_port() -> int:
 
 
 def run(*args: str, **environ: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "WAIT_FOR")}
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_URL") and k != "WAIT_FOR"}
     env.update(environ)
     return subprocess.run([sys.executable, str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=60)
 

@@ -1,0 +1,111 @@
+"""Every combination bakes into well-formed files, and the field's linters accept them."""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import LICENSES, POSTGRES_VERSIONS, SERVICES, bake, clean_env, combination_id, combinations, require, run, tool
+
+ALL = combinations()
+
+
+def linted_combinations() -> list[dict[str, str]]:
+    """Every (Python, Django, services, CI) combination, 36 in all. PostgreSQL and the license rotate
+    through their values so each is linted, and every (PostgreSQL, CI) pair appears."""
+    first = {}
+    for context in ALL:
+        key = tuple(context[k] for k in ("python_version", "django_version", "use_redis", "use_celery", "ci"))
+        first.setdefault(key, dict(context))
+    chosen = list(first.values())
+    for index, context in enumerate(chosen):
+        context["postgres_version"] = POSTGRES_VERSIONS[(index // 3) % 3]
+        context["open_source_license"] = LICENSES[index % 5]
+    return chosen
+
+
+LINTED = linted_combinations()
+
+UNRENDERED = re.compile(r"(?<!\$)\{\{|\{%|\{#|cookiecutter\.")
+
+
+def text_files(project: Path):
+    for path in sorted(project.rglob("*")):
+        if path.is_file():
+            yield path, path.read_text(errors="strict")
+
+
+@pytest.mark.parametrize("context", ALL, ids=combination_id)
+def test_bakes_with_nothing_left_unrendered_and_valid_yaml(cookies, context):
+    project = bake(cookies, **context)
+    for path, text in text_files(project):
+        relative = path.relative_to(project)
+        if path.suffix == ".html" and "templates" in relative.parts:
+            # Django templates use {% %} themselves; only the template's own variables must be gone.
+            assert "cookiecutter" not in text, f"unrendered variable in {relative}"
+            continue
+        match = UNRENDERED.search(text)
+        assert match is None, f"unrendered {match.group()!r} in {relative}: {text[match.start() - 40:match.end() + 40]!r}"
+        if path.suffix in (".yaml", ".yml"):
+            assert yaml.safe_load(text) is not None, f"{relative} is empty"
+    for name in ("Dockerfile", "compose.yaml", "compose.prod.yaml", "uv.lock", ".envs/prod.env", "wait_entrypoint.py"):
+        assert (project / name).is_file(), f"{name} is missing"
+
+
+def compose_healthcheck_commands(project: Path) -> list[str]:
+    commands = []
+    for name in ("compose.yaml", "compose.prod.yaml"):
+        for service in yaml.safe_load((project / name).read_text())["services"].values():
+            test = service.get("healthcheck", {}).get("test")
+            if test:
+                assert test[0] == "CMD-SHELL", f"{name}: use CMD-SHELL healthchecks (they work on every engine)"
+                # Compose turns $$ into $ before the shell sees the command.
+                commands.append(test[1].replace("$$", "$"))
+    return commands
+
+
+@pytest.mark.parametrize("context", LINTED, ids=combination_id)
+def test_linters_accept_the_baked_project(cookies, context, tmp_path):
+    project = bake(cookies, **context)
+    run([tool("ruff"), "check", "--no-cache", "."], cwd=project)
+    run([tool("ruff"), "format", "--no-cache", "--check", "."], cwd=project)
+    run([tool("hadolint"), "Dockerfile"], cwd=project)
+    scripts = [str(p) for p in project.rglob("*.sh")]
+    for index, command in enumerate(compose_healthcheck_commands(project)):
+        script = tmp_path / f"healthcheck-{index}.sh"
+        script.write_text(f"#!/bin/sh\n{command}\n")
+        scripts.append(str(script))
+    run([tool("shellcheck"), "--shell=sh", *scripts])
+    workflows = list((project / ".github/workflows").glob("*.yml")) if (project / ".github").exists() else []
+    if workflows:
+        run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, workflows)])
+    if (project / ".gitlab-ci.yml").exists():
+        run([tool("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", str(project / ".gitlab-ci.yml")])
+
+
+def docker_compose_available() -> bool:
+    try:
+        return subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.parametrize("services", list(SERVICES))
+def test_docker_compose_accepts_both_compose_files(cookies, services):
+    require(docker_compose_available(), "docker compose is not installed")
+    project = bake(cookies, **SERVICES[services])
+    for name in ("compose.yaml", "compose.prod.yaml"):
+        run(["docker", "compose", "-f", name, "config", "-q"], cwd=project, env=clean_env())
+    live = json.loads(run(["docker", "compose", "-f", "compose.prod.yaml", "config", "--format", "json"],
+                          cwd=project, env=clean_env()).stdout)["services"]
+    published = {name for name, service in live.items() if service.get("ports")}
+    assert published == {"nginx"}, "only nginx may be published in the live stack"
+    assert all("build" not in service for service in live.values()), "the live stack must not build"
+    assert all(service.get("restart") == "unless-stopped" for service in live.values())
+    assert all(service.get("healthcheck") for service in live.values())
+    expected = {"app", "nginx", "db"} | ({"redis"} if services != "base" else set()) | (
+        {"worker"} if services == "celery" else set())
+    assert set(live) == expected

@@ -1,0 +1,186 @@
+"""The hooks: bad answers are refused before anything is written; secrets are fresh and stay in env files;
+options that are off leave no trace."""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import TEMPLATE, bake, clean_env, run, tool
+
+SECRET_RE = r"[A-Za-z0-9][A-Za-z0-9_-]+"
+
+
+def cookiecutter_cli(output: Path, *answers: str, network: bool = True) -> subprocess.CompletedProcess:
+    command = [tool("cookiecutter"), "--no-input", str(TEMPLATE), "--output-dir", str(output), *answers]
+    if not network:
+        command = ["unshare", "--net", "--", *command]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=clean_env())
+
+
+BAD_ANSWERS = [
+    (["project_name="], "project_name is empty"),
+    (["project_name=   "], "project_name is empty"),
+    (["project_slug=my app"], "'my app' is not a lowercase Python identifier"),
+    (["project_slug=MyApp"], "'MyApp' is not a lowercase Python identifier"),
+    (["project_slug=1st_app"], "'1st_app' is not a lowercase Python identifier"),
+    (["project_slug=my-app"], "'my-app' is not a lowercase Python identifier"),
+    (["project_slug=django"], "'django' would shadow"),
+    (["project_slug=celery"], "'celery' would shadow"),
+    (["project_slug=config"], "'config' would shadow"),
+    (["project_slug=test"], "'test' would shadow"),
+    (["project_slug=json"], "'json' would shadow"),
+    (["project_slug=class"], "'class' would shadow"),
+    (['project_name=The "Best" Shop'], "contains a double quote"),
+    (["email=not-an-email"], "'not-an-email' is not an email address"),
+    (["email=me@localhost"], "is not an email address"),
+    (["domain_name=https://example.com"], "'https://example.com' is not a domain name"),
+    (["domain_name=example.com:8000"], "is not a domain name"),
+    (["domain_name=exa mple.com"], "is not a domain name"),
+    (["domain_name=Example.COM"], "is not a domain name"),
+    (["use_redis=n", "use_celery=y"], "use_celery=y needs use_redis=y"),
+    (["use_redis=n", "use_celery=y", "email=x"], "use_celery=y needs use_redis=y"),
+]
+
+
+@pytest.mark.parametrize("answers, message", BAD_ANSWERS, ids=[" ".join(a) for a, _ in BAD_ANSWERS])
+def test_bad_answers_are_refused_with_a_message_and_nothing_written(tmp_path, answers, message):
+    result = cookiecutter_cli(tmp_path, *answers)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert "Nothing was written" in result.stderr
+    assert list(tmp_path.iterdir()) == [], "a half-made project was left behind"
+
+
+@pytest.mark.parametrize("answer", ["python_version=3.9", "django_version=4.2", "postgres_version=9", "use_redis=maybe",
+                                    "ci=jenkins"])
+def test_answers_outside_the_choices_are_refused(tmp_path, answer):
+    """Cookiecutter itself checks choices given on the command line (the pre-gen hook checks them again)."""
+    key, _, value = answer.partition("=")
+    result = cookiecutter_cli(tmp_path, answer)
+    assert result.returncode != 0
+    assert f"{value} provided for choice variable {key}" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_several_problems_are_reported_together(tmp_path):
+    result = cookiecutter_cli(tmp_path, "email=nope", "domain_name=nope nope", "use_redis=n", "use_celery=y")
+    assert result.returncode != 0
+    for message in ("is not an email address", "is not a domain name", "use_celery=y needs use_redis=y"):
+        assert message in result.stderr
+
+
+def test_baking_needs_no_network(tmp_path):
+    probe = subprocess.run(["unshare", "--net", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a network namespace here to cut the network: {probe.stderr.strip()}")
+    result = cookiecutter_cli(tmp_path, "project_name=Offline Shop", network=False)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "offline_shop" / "uv.lock").exists()
+    assert "Next steps" in result.stdout
+
+
+def env_file(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values
+
+
+def generated_secrets(project: Path) -> dict[str, str]:
+    values = env_file(project / ".envs/prod.env")
+    return {key: values[key] for key in ("SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD") if key in values}
+
+
+def test_each_bake_generates_different_strong_secrets(cookies):
+    first = generated_secrets(bake(cookies, project_name="First"))
+    second = generated_secrets(bake(cookies, project_name="Second"))
+    assert set(first) == {"SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD"}
+    for key in first:
+        assert first[key] != second[key], f"{key} is the same in two bakes"
+        # Survives shells, Compose interpolation, .env parsing and URLs: no $ ' " \ ` # @ : / %
+        assert re.fullmatch(SECRET_RE, first[key]), f"{key}={first[key]!r} has characters that need quoting"
+        assert len(first[key]) >= 32
+    assert len(first["SECRET_KEY"]) >= 50  # Django's check --deploy wants 50+
+
+
+def test_urls_in_prod_env_carry_the_generated_passwords(cookies):
+    values = env_file(bake(cookies, project_name="Urls") / ".envs/prod.env")
+    assert values["DATABASE_URL"] == f"postgres://urls:{values['POSTGRES_PASSWORD']}@db:5432/urls"
+    assert values["REDIS_URL"] == f"redis://:{values['REDIS_PASSWORD']}@redis:6379/0"
+    assert not any("<" in value for value in values.values()), "a placeholder was left unfilled"
+
+
+def test_secrets_appear_only_in_the_git_ignored_prod_env(cookies):
+    project = bake(cookies, project_name="Secret Keeper")
+    found = generated_secrets(project)
+    run(["git", "init", "-q"], cwd=project)
+    run(["git", "add", "-A"], cwd=project)
+    tracked = run(["git", "ls-files"], cwd=project).stdout.split()
+    assert ".envs/prod.env" not in tracked
+    assert ".envs/prod.env.example" in tracked and ".envs/dev.env" in tracked
+    for path in project.rglob("*"):
+        if path.is_file() and ".git" not in path.parts and path != project / ".envs/prod.env":
+            text = path.read_text(errors="ignore")
+            for key, secret in found.items():
+                assert secret not in text, f"{key} leaked into {path.relative_to(project)}"
+    ignored = run(["git", "check-ignore", ".envs/prod.env"], cwd=project, check=False)
+    assert ignored.returncode == 0
+    docker_ignored = (project / ".dockerignore").read_text().splitlines()
+    assert ".envs" in docker_ignored, "env files must stay out of the build context"
+
+
+def files_mentioning(project: Path, word: str) -> list[str]:
+    hits = []
+    for path in project.rglob("*"):
+        relative = str(path.relative_to(project))
+        if word in relative.lower():
+            hits.append(relative)
+        elif path.is_file() and word in path.read_text(errors="ignore").lower():
+            hits.append(relative)
+    return hits
+
+
+def test_without_celery_nothing_of_celery_remains(cookies):
+    project = bake(cookies, use_redis="y", use_celery="n")
+    assert files_mentioning(project, "celery") == []
+    assert files_mentioning(project, "redis"), "redis was kept, so it should still be configured"
+
+
+def test_without_redis_nothing_of_redis_remains(cookies):
+    project = bake(cookies, use_redis="n", use_celery="n")
+    assert files_mentioning(project, "redis") == []
+    assert files_mentioning(project, "celery") == []
+    assert "REDIS" not in (project / ".envs/prod.env").read_text()
+
+
+@pytest.mark.parametrize("ci, kept, gone", [
+    ("github", ".github/workflows/ci.yml", ".gitlab-ci.yml"),
+    ("gitlab", ".gitlab-ci.yml", ".github"),
+    ("none", None, ".github"),
+])
+def test_only_the_chosen_ci_remains(cookies, ci, kept, gone):
+    project = bake(cookies, ci=ci)
+    if kept:
+        assert (project / kept).is_file()
+    assert not (project / gone).exists()
+    if ci == "none":
+        assert not (project / ".gitlab-ci.yml").exists()
+
+
+def test_license_follows_the_answer(cookies):
+    assert "MIT License" in (bake(cookies, open_source_license="MIT") / "LICENSE").read_text()
+    assert not (bake(cookies, open_source_license="Not open source") / "LICENSE").exists()
+
+
+def test_the_lock_file_matches_the_answers(cookies):
+    project = bake(cookies, project_name="Lock Check", python_version="3.12", django_version="6.1",
+                   use_redis="n", use_celery="n")
+    lock = (project / "uv.lock").read_text()
+    assert 'requires-python = ">=3.12"' in lock
+    assert 'name = "lock-check"' in lock
+    assert re.search(r'name = "django"\nversion = "6\.1\.', lock)
+    assert not (project / ".locks").exists()
