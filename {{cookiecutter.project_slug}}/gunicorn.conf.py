@@ -22,6 +22,9 @@ keepalive = 5
 # Recycle workers now and then, so a slow leak never grows without bound.
 max_requests = 2000
 max_requests_jitter = 200
+# No control socket (gunicornc): signals manage the server in a container, and the socket's thread in
+# the master made the first proxied requests hang in our end-to-end tests.
+control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()

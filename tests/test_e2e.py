@@ -1,0 +1,352 @@
+"""The baked stack, built and run under Docker Compose exactly as a user would, for a project with Celery
+and Redis and one without. Numbers in the test names follow issue #3's list.
+
+Each class bakes one project, builds its images once, and shares them across its tests, which run in order
+against one stack. Both classes run in one xdist worker, one after the other: concurrent compose runs race in
+Podman's Docker API ("no such container"), and two parallel image builds gain little on two cores. Everything a class creates is removed when it ends (`down -v`, and its images).
+Needs a Docker engine (skipped without one, except under CI where that is a failure)."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import bake, clean_env, require, run
+
+pytestmark = pytest.mark.e2e
+DOMAIN = "shop.example.com"
+TIMEOUT = 240  # seconds for a stack to become healthy on a busy 2-core machine
+
+
+def engine_reachable() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def poll(check, timeout: float, interval: float = 1.0, what: str = "condition"):
+    """Call check() until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (requests.RequestException, subprocess.SubprocessError) as exc:
+            last = exc
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Browser:
+    """Talks to nginx the way a TLS-terminating proxy in front of it does: Host is the public domain and
+    X-Forwarded-Proto is https, so Django sees the request a visitor of https://DOMAIN made."""
+
+    def __init__(self, port: int):
+        self.base = f"http://127.0.0.1:{port}"
+        self.session = requests.Session()
+        self.session.headers.update({"Host": DOMAIN, "X-Forwarded-Proto": "https"})
+
+    def keep_cookies(self, response: requests.Response) -> requests.Response:
+        # Django marks its cookies Secure (the visitor uses HTTPS); the hop from the stand-in proxy to
+        # nginx is plain HTTP, where a cookie jar would hold them back. Send them anyway.
+        for cookie in self.session.cookies:
+            cookie.secure = False
+        return response
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.keep_cookies(self.session.get(self.base + path, allow_redirects=False, timeout=30, **kwargs))
+
+    def post_form(self, path: str, data: dict, files: dict | None = None) -> requests.Response:
+        """POST a form read from `path` (GET first for its CSRF token), as the browser would."""
+        page = self.get(path)
+        assert page.status_code == 200, f"GET {path}: {page.status_code}"
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        return self.post(path, {"csrfmiddlewaretoken": token, **data}, files=files)
+
+    def post(self, path: str, data: dict, files: dict | None = None, referer: str | None = None) -> requests.Response:
+        headers = {"Referer": f"https://{DOMAIN}{referer or path}"}
+        return self.keep_cookies(self.session.post(self.base + path, data=data, files=files, headers=headers,
+                                                   allow_redirects=False, timeout=30))
+
+
+class Project:
+    """A baked project and the docker / docker compose commands a user would type in it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.slug = path.name
+        self.ports = {"APP_PORT": free_port(), "NGINX_PORT": free_port(), "DB_PORT": free_port()}
+        self.live_port = free_port()
+        self.images = {target: f"{self.slug}-{target}:e2e" for target in
+                       ("appbuilder", "applayer", "staticbuilder", "staticlayer")}
+
+    def env(self, file: str) -> dict[str, str]:
+        if file == "compose.yaml":
+            return clean_env(**{k: str(v) for k, v in self.ports.items()})
+        return clean_env(NGINX_PORT=str(self.live_port), APP_IMAGE=f"{self.slug}-applayer",
+                         STATIC_IMAGE=f"{self.slug}-staticlayer", TAG="e2e")
+
+    def compose(self, file: str, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        return run(["docker", "compose", "-f", file, *args], cwd=self.path, env=self.env(file), timeout=timeout,
+                   check=check)
+
+    def live(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return self.compose("compose.prod.yaml", *args, **kwargs)
+
+    def container(self, file: str, service: str) -> str:
+        return self.compose(file, "ps", "-a", "-q", service).stdout.strip()
+
+    def inspect(self, container: str) -> dict:
+        return json.loads(run(["docker", "inspect", container]).stdout)[0]
+
+    def health(self, file: str, service: str) -> str:
+        state = self.inspect(self.container(file, service))["State"]
+        return (state.get("Health") or {}).get("Status", state["Status"])
+
+    def logs(self, file: str, *services: str) -> str:
+        return self.compose(file, "logs", "--no-color", "--tail", "200", *services, check=False).stdout
+
+    def run_once(self, *args: str, check: bool = True, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+        """`docker compose run --rm` for the live stack, with an exit code that can be trusted: Podman's Docker
+        API reports 0 for containers removed by --rm, so the container is named, inspected, then removed."""
+        name = f"{self.slug}-once-{time.monotonic_ns()}"
+        result = self.live("run", "--name", name, *args, check=False, timeout=timeout)
+        code = run(["docker", "inspect", name, "--format", "{{.State.ExitCode}}"], check=False).stdout.strip()
+        run(["docker", "rm", "-f", name], check=False)
+        result.returncode = int(code) if code.lstrip("-").isdigit() else result.returncode
+        if check and result.returncode != 0:
+            pytest.fail(f"run {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def up_live(self) -> None:
+        self.live("up", "-d", "--wait", "--wait-timeout", str(TIMEOUT), timeout=TIMEOUT + 60)
+
+    def remove(self) -> None:
+        for file in ("compose.yaml", "compose.prod.yaml"):
+            self.compose(file, "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
+        run(["docker", "rmi", "-f", *self.images.values()], check=False)
+
+
+@pytest.fixture(scope="class")
+def project(request, cookies_session):
+    """The class's project, baked and with its four images built once."""
+    require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
+    project = Project(bake(cookies_session, domain_name=DOMAIN, **request.cls.options))
+    project.remove()  # whatever an interrupted earlier run left behind (volumes hold old passwords)
+    started = time.monotonic()
+    try:
+        for target, image in project.images.items():
+            run(["docker", "build", "--target", target, "-t", image, "."], cwd=project.path, timeout=1200)
+        print(f"\n[e2e] {project.slug}: four targets built in {time.monotonic() - started:.0f}s")
+        yield project
+    finally:
+        project.remove()
+
+
+@pytest.fixture(scope="class")
+def live(project):
+    """The live stack after the documented deploy steps: migrate, then up."""
+    started = time.monotonic()
+    project.run_once("app", "python", "manage.py", "migrate", "--noinput")
+    project.up_live()
+    print(f"\n[e2e] {project.slug}: live stack migrated and healthy in {time.monotonic() - started:.0f}s")
+    yield Browser(project.live_port)
+    print(project.logs("compose.prod.yaml")[-6000:])  # shown by pytest when a test failed
+    project.live("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
+
+
+class StackChecks:
+    """The checks; subclasses say which project to bake."""
+
+    options: dict[str, str] = {}
+    with_celery = False
+
+    def test_1_every_dockerfile_target_builds(self, project):
+        for target, image in project.images.items():
+            config = json.loads(run(["docker", "image", "inspect", image]).stdout)[0]["Config"]
+            if target == "applayer":
+                assert config["User"] == "10001:10001"
+                assert config["Entrypoint"] == ["python", "/app/wait_entrypoint.py"]
+            if target == "staticlayer":
+                assert config["User"] == "101:101"
+        # The nginx image carries the collected static files, and nothing of the app's code.
+        listing = run(["docker", "run", "--rm", "--entrypoint", "sh", project.images["staticlayer"], "-c",
+                       "ls /srv/static/admin/css/ && ls /srv/static/staticfiles.json && ls / && ls /srv"]).stdout
+        assert "base.css" in listing and "staticfiles.json" in listing
+        assert "manage.py" not in listing and "app\n" not in listing
+
+    def test_2_development_stack_serves_and_reloads_on_edit(self, project):
+        compose = "compose.yaml"
+        try:
+            project.compose(compose, "up", "-d", "--build", "--wait", "--wait-timeout", str(TIMEOUT),
+                            timeout=TIMEOUT + 900)
+            base = f"http://127.0.0.1:{project.ports['APP_PORT']}"
+            home = requests.get(base + "/", timeout=30)
+            assert home.status_code == 200 and "It works" in home.text
+            assert requests.get(base + "/healthz", timeout=30).json() == {"status": "ok"}
+            # The production nginx image was built and runs in development too.
+            behind_nginx = requests.get(f"http://127.0.0.1:{project.ports['NGINX_PORT']}/", timeout=30)
+            assert behind_nginx.status_code == 200 and "It works" in behind_nginx.text
+
+            app = project.container(compose, "app")
+            started_at = project.inspect(app)["State"]["StartedAt"]
+            health = project.path / project.slug / "health.py"
+            health.write_text(health.read_text().replace('{"status": "ok"}', '{"status": "ok", "edited": True}'))
+            poll(lambda: requests.get(base + "/healthz", timeout=5).json().get("edited"), 60,
+                 what="runserver to reload the edited health.py")
+            assert project.inspect(app)["State"]["StartedAt"] == started_at, "the container was restarted"
+        finally:
+            print(project.logs(compose)[-3000:])
+            project.compose(compose, "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5",
+                            check=False)
+
+    def test_3a_live_pages_and_readiness_through_nginx(self, project, live):
+        try:
+            home = live.get("/")
+        except requests.RequestException:
+            for command in (["exec", "-T", "nginx", "getent", "hosts", "app"],
+                            ["exec", "-T", "nginx", "wget", "-q", "-O-", "-T", "5", "http://app:8000/healthz"],
+                            ["ps"]):
+                result = project.live(*command, check=False)
+                print(command, result.returncode, result.stdout, result.stderr)
+            print(run(["docker", "network", "ls"]).stdout)
+            print(run(["docker", "ps", "-a"]).stdout)
+            raise
+        assert home.status_code == 200, project.logs("compose.prod.yaml", "app", "nginx")
+        assert "serving this page over HTTPS" in home.text
+        ready = live.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["database"] == "ok"
+        if self.with_celery:
+            assert ready.json()["redis"] == "ok"
+        # A visitor on plain HTTP is sent to HTTPS.
+        plain = requests.get(f"http://127.0.0.1:{project.live_port}/", headers={"Host": DOMAIN},
+                             allow_redirects=False, timeout=30)
+        assert plain.status_code == 301 and plain.headers["Location"] == f"https://{DOMAIN}/"
+
+    def test_3b_admin_css_comes_from_nginx_cached_and_gzipped(self, project, live):
+        login = live.get("/admin/login/")
+        assert login.status_code == 200
+        css = re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', login.text)
+        assert css, "the admin should link its CSS by a hashed name"
+        response = live.get(css.group(1), headers={"Accept-Encoding": "gzip"})
+        assert response.status_code == 200
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert "max-age=31536000" in response.headers["Cache-Control"]
+        assert "body" in response.text
+        # Served from the nginx image: the app never saw the request.
+        assert css.group(1) not in project.logs("compose.prod.yaml", "app")
+        type(self).css_path = css.group(1)
+
+    def test_3c_admin_login_with_csrf_and_media_upload_served_by_nginx(self, project, live):
+        project.run_once("-e", "DJANGO_SUPERUSER_PASSWORD=e2e-Password-1", "app", "python", "manage.py",
+                         "createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com")
+        login = live.post_form("/admin/login/?next=/admin/", {"username": "admin", "password": "e2e-Password-1",
+                                                              "next": "/admin/"})
+        assert login.status_code == 302, f"login failed ({login.status_code}): {project.logs('compose.prod.yaml', 'app')}"
+        assert login.headers["Location"] == "/admin/"
+        assert "Site administration" in live.get("/admin/").text
+
+        content = b"uploaded through the admin, served by nginx\n"
+        added = live.post_form(f"/admin/{project.slug}/document/add/", {"title": "E2E upload", "_save": "Save"},
+                               files={"file": ("e2e-upload.txt", content, "text/plain")})
+        assert added.status_code == 302, added.text[:1000]
+        link = re.search(r'href="(/media/documents/\d{4}/\d{2}/e2e-upload[^"]*\.txt)"', live.get("/").text)
+        assert link, "the home page should link the uploaded document"
+        media = live.get(link.group(1))
+        assert media.status_code == 200 and media.content == content
+        assert link.group(1) not in project.logs("compose.prod.yaml", "app")
+        type(self).media_path = link.group(1)
+
+    def test_4_celery_task_runs_in_the_worker(self, project, live):
+        services = project.live("config", "--services").stdout.split()
+        if not self.with_celery:
+            # Pruned, also in the running stack: no worker, no broker.
+            assert "worker" not in services and "redis" not in services and "tasks" not in live.get("/").text
+            return
+        assert {"worker", "redis"} <= set(services)
+        # The home page's form posts to /tasks/.
+        page = live.get("/")
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        queued = live.post("/tasks/", {"csrfmiddlewaretoken": token}, referer="/")
+        assert queued.status_code == 302, queued.text[:500]
+        status_path = queued.headers["Location"]
+        status = poll(lambda: (s := live.get(status_path).json())["state"] == "SUCCESS" and s, 90,
+                      what="the Celery task to succeed")
+        worker_host = project.inspect(project.container("compose.prod.yaml", "worker"))["Config"]["Hostname"]
+        assert status["result"]["worker"] == f"celery@{worker_host}"
+        assert status["result"]["documents"] >= 1
+
+    def test_6_app_worker_and_nginx_run_as_non_root(self, project, live):
+        services = ["app", "nginx"] + (["worker"] if self.with_celery else [])
+        for service in services:
+            uid = project.live("exec", "-T", service, "id", "-u").stdout.strip()
+            assert uid not in ("", "0"), f"{service} runs as root"
+
+    def test_3d_static_and_media_are_served_while_the_app_is_down(self, project, live):
+        project.live("stop", "app")
+        try:
+            assert live.get(self.css_path).status_code == 200
+            assert live.get(self.media_path).status_code == 200
+            down = live.get("/")
+            # 502 when the connection is refused, 504 when the stopped container's address times out.
+            assert down.status_code in (502, 504) and "Back in a moment" in down.text
+        finally:
+            project.up_live()
+
+    def test_7_wait_entrypoint_waits_for_the_database(self, project, live):
+        project.live("stop", "db")
+        # Never comes back: the entrypoint gives up after its timeout, names what it waited for, exits 1.
+        never = project.run_once("--no-deps", "-e", "WAIT_TIMEOUT=5", "app", "true", check=False)
+        assert never.returncode == 1, never.stdout + never.stderr
+        assert "gave up after 5s waiting for postgres at db:5432" in never.stderr
+
+        # Comes back later: the app, started while the database is down, comes up on its own.
+        project.live("stop", "app")
+        project.live("up", "-d", "--no-deps", "app")
+        poll(lambda: "waiting for postgres at db:5432" in project.logs("compose.prod.yaml", "app"), 60,
+             what="the entrypoint to report that it is waiting")
+        time.sleep(3)
+        assert project.health("compose.prod.yaml", "app") != "healthy"
+        project.live("start", "db")
+        poll(lambda: project.health("compose.prod.yaml", "app") == "healthy", TIMEOUT,
+             what="the app to become healthy after the database started")
+        poll(lambda: live.get("/readyz").status_code == 200, 60, what="/readyz to answer 200")
+
+    def test_5_data_survives_down_and_up_and_down_v_removes_it(self, project, live):
+        volume = f"{project.slug}-live_postgres_data"
+        project.live("down", "--timeout", "5")
+        assert volume in run(["docker", "volume", "ls", "-q"]).stdout
+        project.up_live()
+        assert "E2E upload" in live.get("/").text, "the uploaded document should survive down + up"
+        project.live("down", "-v", "--timeout", "5")
+        assert volume not in run(["docker", "volume", "ls", "-q"]).stdout
+
+
+@pytest.mark.xdist_group("e2e")  # one worker runs both stacks, one after the other
+class TestStackWithCeleryAndRedis(StackChecks):
+    options = {"project_name": "E2E Full", "python_version": "3.13", "django_version": "5.2",
+               "postgres_version": "17", "use_redis": "y", "use_celery": "y"}
+    with_celery = True
+
+
+@pytest.mark.xdist_group("e2e")
+class TestStackWithoutRedis(StackChecks):
+    options = {"project_name": "E2E Lean", "python_version": "3.12", "django_version": "6.1",
+               "postgres_version": "15", "use_redis": "n", "use_celery": "n"}
