@@ -18,8 +18,11 @@ BIN = Path(sys.executable).parent  # the template's virtualenv: cookiecutter, ru
 PYTHON_VERSIONS = ["3.13", "3.12"]
 DJANGO_VERSIONS = ["5.2", "6.1"]
 POSTGRES_VERSIONS = ["17", "16", "15"]
-SERVICES = {"base": {"use_redis": "n", "use_celery": "n"}, "redis": {"use_redis": "y", "use_celery": "n"},
-            "celery": {"use_redis": "y", "use_celery": "y"}}
+SERVICES = {
+    "base": {"use_redis": "n", "use_celery": "n"},
+    "redis": {"use_redis": "y", "use_celery": "n"},
+    "celery": {"use_redis": "y", "use_celery": "y"},
+}
 CIS = ["github", "gitlab", "none"]
 LICENSES = ["MIT", "BSD-3-Clause", "Apache-2.0", "GPL-3.0-or-later", "Not open source"]
 
@@ -27,8 +30,14 @@ LICENSES = ["MIT", "BSD-3-Clause", "Apache-2.0", "GPL-3.0-or-later", "Not open s
 def combinations() -> list[dict[str, str]]:
     """Every combination of the answers that change files: 2 x 2 x 3 x 3 x 3 x 5 = 540."""
     return [
-        {"python_version": py, "django_version": dj, "postgres_version": pg, **SERVICES[svc], "ci": ci,
-         "open_source_license": lic}
+        {
+            "python_version": py,
+            "django_version": dj,
+            "postgres_version": pg,
+            **SERVICES[svc],
+            "ci": ci,
+            "open_source_license": lic,
+        }
         for py, dj, pg, svc, ci, lic in itertools.product(
             PYTHON_VERSIONS, DJANGO_VERSIONS, POSTGRES_VERSIONS, SERVICES, CIS, LICENSES
         )
@@ -37,9 +46,16 @@ def combinations() -> list[dict[str, str]]:
 
 def combination_id(context: dict[str, str]) -> str:
     services = "celery" if context["use_celery"] == "y" else "redis" if context["use_redis"] == "y" else "base"
-    return "-".join([f"py{context['python_version']}", f"dj{context['django_version']}",
-                     f"pg{context['postgres_version']}", services, context["ci"],
-                     context["open_source_license"].replace(" ", "")])
+    return "-".join(
+        [
+            f"py{context['python_version']}",
+            f"dj{context['django_version']}",
+            f"pg{context['postgres_version']}",
+            services,
+            context["ci"],
+            context["open_source_license"].replace(" ", ""),
+        ]
+    )
 
 
 def tool(name: str) -> str:
@@ -51,12 +67,19 @@ def tool(name: str) -> str:
     return found
 
 
-def run(command: list[str], cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600,
-        check: bool = True) -> subprocess.CompletedProcess:
+def run(
+    command: list[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
-        pytest.fail(f"{' '.join(command)} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}"
-                    f"\n--- stderr\n{result.stderr[-4000:]}")
+        pytest.fail(
+            f"{' '.join(command)} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}"
+            f"\n--- stderr\n{result.stderr[-4000:]}"
+        )
     return result
 
 
@@ -70,9 +93,20 @@ def bake(cookies, **context: str) -> Path:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment a baked project's commands run with: none of this run's Django variables."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "DEBUG", "SECRET_KEY",
-                        "VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DJANGO_SETTINGS_MODULE",
+            "DATABASE_URL",
+            "REDIS_URL",
+            "DEBUG",
+            "SECRET_KEY",
+            "VIRTUAL_ENV",
+            "UV_PROJECT_ENVIRONMENT",
+        )
+    }
     env.update(extra)
     return env
 
@@ -94,8 +128,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def python_interpreter(version: str) -> str:
     """An interpreter for `uv --python`: one uv already knows (PATH, uv-managed), else a pyenv build,
     else the bare version, which lets uv download it where it can."""
-    found = subprocess.run([tool("uv"), "python", "find", "--no-python-downloads", version], capture_output=True,
-                           text=True)
+    found = subprocess.run(
+        [tool("uv"), "python", "find", "--no-python-downloads", version], capture_output=True, text=True
+    )
     if found.returncode == 0 and found.stdout.strip():
         return found.stdout.strip()
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))

@@ -8,7 +8,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import LICENSES, POSTGRES_VERSIONS, SERVICES, bake, clean_env, combination_id, combinations, require, run, tool
+from conftest import (
+    LICENSES,
+    POSTGRES_VERSIONS,
+    SERVICES,
+    bake,
+    clean_env,
+    combination_id,
+    combinations,
+    require,
+    run,
+    tool,
+)
 
 ALL = combinations()
 
@@ -48,7 +59,9 @@ def test_bakes_with_nothing_left_unrendered_and_valid_yaml(cookies, context):
             assert "cookiecutter" not in text, f"unrendered variable in {relative}"
             continue
         match = UNRENDERED.search(text)
-        assert match is None, f"unrendered {match.group()!r} in {relative}: {text[match.start() - 40:match.end() + 40]!r}"
+        assert match is None, (
+            f"unrendered {match.group()!r} in {relative}: {text[match.start() - 40 : match.end() + 40]!r}"
+        )
         if path.suffix in (".yaml", ".yml"):
             assert yaml.safe_load(text) is not None, f"{relative} is empty"
     for name in ("Dockerfile", "compose.yaml", "compose.prod.yaml", "uv.lock", ".envs/prod.env", "wait_entrypoint.py"):
@@ -99,13 +112,19 @@ def test_docker_compose_accepts_both_compose_files(cookies, services):
     project = bake(cookies, **SERVICES[services])
     for name in ("compose.yaml", "compose.prod.yaml"):
         run(["docker", "compose", "-f", name, "config", "-q"], cwd=project, env=clean_env())
-    live = json.loads(run(["docker", "compose", "-f", "compose.prod.yaml", "config", "--format", "json"],
-                          cwd=project, env=clean_env()).stdout)["services"]
+    live = json.loads(
+        run(
+            ["docker", "compose", "-f", "compose.prod.yaml", "config", "--format", "json"], cwd=project, env=clean_env()
+        ).stdout
+    )["services"]
     published = {name for name, service in live.items() if service.get("ports")}
     assert published == {"nginx"}, "only nginx may be published in the live stack"
     assert all("build" not in service for service in live.values()), "the live stack must not build"
     assert all(service.get("restart") == "unless-stopped" for service in live.values())
     assert all(service.get("healthcheck") for service in live.values())
-    expected = {"app", "nginx", "db"} | ({"redis"} if services != "base" else set()) | (
-        {"worker"} if services == "celery" else set())
+    expected = (
+        {"app", "nginx", "db"}
+        | ({"redis"} if services != "base" else set())
+        | ({"worker"} if services == "celery" else set())
+    )
     assert set(live) == expected

@@ -23,18 +23,30 @@ def test_baked_project_installs_and_passes_its_checks(cookies, python, django, s
     env = clean_env()
     # --locked: the shipped uv.lock must match pyproject.toml exactly.
     run([uv, "sync", "--locked", "--python", python_interpreter(python)], cwd=project, env=env)
-    version = run([uv, "run", "--no-sync", "python", "-c", "import sys, django; print(sys.version_info[:2], "
-                   "django.get_version())"], cwd=project, env=env).stdout
+    version = run(
+        [
+            uv,
+            "run",
+            "--no-sync",
+            "python",
+            "-c",
+            "import sys, django; print(sys.version_info[:2], django.get_version())",
+        ],
+        cwd=project,
+        env=env,
+    ).stdout
     assert version.startswith(f"({python.replace('.', ', ')})") and f" {django}." in version
 
     tests = run([uv, "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=env)
     assert " passed" in tests.stdout and " failed" not in tests.stdout
 
-    run([uv, "run", "--no-sync", "python", "manage.py", "makemigrations", "--check", "--dry-run"], cwd=project,
-        env=env)
+    run([uv, "run", "--no-sync", "python", "manage.py", "makemigrations", "--check", "--dry-run"], cwd=project, env=env)
 
     # The deployment checks, with the generated production settings (DEBUG off, real secrets).
     production = clean_env(**env_file(project / ".envs/prod.env"))
-    deploy = run([uv, "run", "--no-sync", "python", "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                 cwd=project, env=production)
+    deploy = run(
+        [uv, "run", "--no-sync", "python", "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=project,
+        env=production,
+    )
     assert "no issues" in deploy.stdout

@@ -3,7 +3,8 @@ and Redis and one without. Numbers in the test names follow issue #3's list.
 
 Each class bakes one project, builds its images once, and shares them across its tests, which run in order
 against one stack. Both classes run in one xdist worker, one after the other: concurrent compose runs race in
-Podman's Docker API ("no such container"), and two parallel image builds gain little on two cores. Everything a class creates is removed when it ends (`down -v`, and its images).
+Podman's Docker API ("no such container"), and two parallel image builds gain little on two cores.
+Everything a class creates is removed when it ends (`down -v`, and its images).
 Needs a Docker engine (skipped without one, except under CI where that is a failure)."""
 
 from __future__ import annotations
@@ -81,8 +82,11 @@ class Browser:
 
     def post(self, path: str, data: dict, files: dict | None = None, referer: str | None = None) -> requests.Response:
         headers = {"Referer": f"https://{DOMAIN}{referer or path}"}
-        return self.keep_cookies(self.session.post(self.base + path, data=data, files=files, headers=headers,
-                                                   allow_redirects=False, timeout=30))
+        return self.keep_cookies(
+            self.session.post(
+                self.base + path, data=data, files=files, headers=headers, allow_redirects=False, timeout=30
+            )
+        )
 
 
 class Project:
@@ -93,18 +97,24 @@ class Project:
         self.slug = path.name
         self.ports = {"APP_PORT": free_port(), "NGINX_PORT": free_port(), "DB_PORT": free_port()}
         self.live_port = free_port()
-        self.images = {target: f"{self.slug}-{target}:e2e" for target in
-                       ("appbuilder", "applayer", "staticbuilder", "staticlayer")}
+        self.images = {
+            target: f"{self.slug}-{target}:e2e" for target in ("appbuilder", "applayer", "staticbuilder", "staticlayer")
+        }
 
     def env(self, file: str) -> dict[str, str]:
         if file == "compose.yaml":
             return clean_env(**{k: str(v) for k, v in self.ports.items()})
-        return clean_env(NGINX_PORT=str(self.live_port), APP_IMAGE=f"{self.slug}-applayer",
-                         STATIC_IMAGE=f"{self.slug}-staticlayer", TAG="e2e")
+        return clean_env(
+            NGINX_PORT=str(self.live_port),
+            APP_IMAGE=f"{self.slug}-applayer",
+            STATIC_IMAGE=f"{self.slug}-staticlayer",
+            TAG="e2e",
+        )
 
     def compose(self, file: str, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-        return run(["docker", "compose", "-f", file, *args], cwd=self.path, env=self.env(file), timeout=timeout,
-                   check=check)
+        return run(
+            ["docker", "compose", "-f", file, *args], cwd=self.path, env=self.env(file), timeout=timeout, check=check
+        )
 
     def live(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return self.compose("compose.prod.yaml", *args, **kwargs)
@@ -186,16 +196,27 @@ class StackChecks:
             if target == "staticlayer":
                 assert config["User"] == "101:101"
         # The nginx image carries the collected static files, and nothing of the app's code.
-        listing = run(["docker", "run", "--rm", "--entrypoint", "sh", project.images["staticlayer"], "-c",
-                       "ls /srv/static/admin/css/ && ls /srv/static/staticfiles.json && ls / && ls /srv"]).stdout
+        listing = run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--entrypoint",
+                "sh",
+                project.images["staticlayer"],
+                "-c",
+                "ls /srv/static/admin/css/ && ls /srv/static/staticfiles.json && ls / && ls /srv",
+            ]
+        ).stdout
         assert "base.css" in listing and "staticfiles.json" in listing
         assert "manage.py" not in listing and "app\n" not in listing
 
     def test_2_development_stack_serves_and_reloads_on_edit(self, project):
         compose = "compose.yaml"
         try:
-            project.compose(compose, "up", "-d", "--build", "--wait", "--wait-timeout", str(TIMEOUT),
-                            timeout=TIMEOUT + 900)
+            project.compose(
+                compose, "up", "-d", "--build", "--wait", "--wait-timeout", str(TIMEOUT), timeout=TIMEOUT + 900
+            )
             base = f"http://127.0.0.1:{project.ports['APP_PORT']}"
             home = requests.get(base + "/", timeout=30)
             assert home.status_code == 200 and "It works" in home.text
@@ -208,21 +229,25 @@ class StackChecks:
             started_at = project.inspect(app)["State"]["StartedAt"]
             health = project.path / project.slug / "health.py"
             health.write_text(health.read_text().replace('{"status": "ok"}', '{"status": "ok", "edited": True}'))
-            poll(lambda: requests.get(base + "/healthz", timeout=5).json().get("edited"), 60,
-                 what="runserver to reload the edited health.py")
+            poll(
+                lambda: requests.get(base + "/healthz", timeout=5).json().get("edited"),
+                60,
+                what="runserver to reload the edited health.py",
+            )
             assert project.inspect(app)["State"]["StartedAt"] == started_at, "the container was restarted"
         finally:
             print(project.logs(compose)[-3000:])
-            project.compose(compose, "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5",
-                            check=False)
+            project.compose(compose, "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
 
     def test_3a_live_pages_and_readiness_through_nginx(self, project, live):
         try:
             home = live.get("/")
         except requests.RequestException:
-            for command in (["exec", "-T", "nginx", "getent", "hosts", "app"],
-                            ["exec", "-T", "nginx", "wget", "-q", "-O-", "-T", "5", "http://app:8000/healthz"],
-                            ["ps"]):
+            for command in (
+                ["exec", "-T", "nginx", "getent", "hosts", "app"],
+                ["exec", "-T", "nginx", "wget", "-q", "-O-", "-T", "5", "http://app:8000/healthz"],
+                ["ps"],
+            ):
                 result = project.live(*command, check=False)
                 print(command, result.returncode, result.stdout, result.stderr)
             print(run(["docker", "network", "ls"]).stdout)
@@ -236,8 +261,9 @@ class StackChecks:
         if self.with_celery:
             assert ready.json()["redis"] == "ok"
         # A visitor on plain HTTP is sent to HTTPS.
-        plain = requests.get(f"http://127.0.0.1:{project.live_port}/", headers={"Host": DOMAIN},
-                             allow_redirects=False, timeout=30)
+        plain = requests.get(
+            f"http://127.0.0.1:{project.live_port}/", headers={"Host": DOMAIN}, allow_redirects=False, timeout=30
+        )
         assert plain.status_code == 301 and plain.headers["Location"] == f"https://{DOMAIN}/"
 
     def test_3b_admin_css_comes_from_nginx_cached_and_gzipped(self, project, live):
@@ -255,17 +281,34 @@ class StackChecks:
         type(self).css_path = css.group(1)
 
     def test_3c_admin_login_with_csrf_and_media_upload_served_by_nginx(self, project, live):
-        project.run_once("-e", "DJANGO_SUPERUSER_PASSWORD=e2e-Password-1", "app", "python", "manage.py",
-                         "createsuperuser", "--noinput", "--username", "admin", "--email", "admin@example.com")
-        login = live.post_form("/admin/login/?next=/admin/", {"username": "admin", "password": "e2e-Password-1",
-                                                              "next": "/admin/"})
-        assert login.status_code == 302, f"login failed ({login.status_code}): {project.logs('compose.prod.yaml', 'app')}"
+        project.run_once(
+            "-e",
+            "DJANGO_SUPERUSER_PASSWORD=e2e-Password-1",
+            "app",
+            "python",
+            "manage.py",
+            "createsuperuser",
+            "--noinput",
+            "--username",
+            "admin",
+            "--email",
+            "admin@example.com",
+        )
+        login = live.post_form(
+            "/admin/login/?next=/admin/", {"username": "admin", "password": "e2e-Password-1", "next": "/admin/"}
+        )
+        assert login.status_code == 302, (
+            f"login failed ({login.status_code}): {project.logs('compose.prod.yaml', 'app')}"
+        )
         assert login.headers["Location"] == "/admin/"
         assert "Site administration" in live.get("/admin/").text
 
         content = b"uploaded through the admin, served by nginx\n"
-        added = live.post_form(f"/admin/{project.slug}/document/add/", {"title": "E2E upload", "_save": "Save"},
-                               files={"file": ("e2e-upload.txt", content, "text/plain")})
+        added = live.post_form(
+            f"/admin/{project.slug}/document/add/",
+            {"title": "E2E upload", "_save": "Save"},
+            files={"file": ("e2e-upload.txt", content, "text/plain")},
+        )
         assert added.status_code == 302, added.text[:1000]
         link = re.search(r'href="(/media/documents/\d{4}/\d{2}/e2e-upload[^"]*\.txt)"', live.get("/").text)
         assert link, "the home page should link the uploaded document"
@@ -287,8 +330,11 @@ class StackChecks:
         queued = live.post("/tasks/", {"csrfmiddlewaretoken": token}, referer="/")
         assert queued.status_code == 302, queued.text[:500]
         status_path = queued.headers["Location"]
-        status = poll(lambda: (s := live.get(status_path).json())["state"] == "SUCCESS" and s, 90,
-                      what="the Celery task to succeed")
+        status = poll(
+            lambda: (s := live.get(status_path).json())["state"] == "SUCCESS" and s,
+            90,
+            what="the Celery task to succeed",
+        )
         worker_host = project.inspect(project.container("compose.prod.yaml", "worker"))["Config"]["Hostname"]
         assert status["result"]["worker"] == f"celery@{worker_host}"
         assert status["result"]["documents"] >= 1
@@ -320,13 +366,19 @@ class StackChecks:
         # Comes back later: the app, started while the database is down, comes up on its own.
         project.live("stop", "app")
         project.live("up", "-d", "--no-deps", "app")
-        poll(lambda: "waiting for postgres at db:5432" in project.logs("compose.prod.yaml", "app"), 60,
-             what="the entrypoint to report that it is waiting")
+        poll(
+            lambda: "waiting for postgres at db:5432" in project.logs("compose.prod.yaml", "app"),
+            60,
+            what="the entrypoint to report that it is waiting",
+        )
         time.sleep(3)
         assert project.health("compose.prod.yaml", "app") != "healthy"
         project.live("start", "db")
-        poll(lambda: project.health("compose.prod.yaml", "app") == "healthy", TIMEOUT,
-             what="the app to become healthy after the database started")
+        poll(
+            lambda: project.health("compose.prod.yaml", "app") == "healthy",
+            TIMEOUT,
+            what="the app to become healthy after the database started",
+        )
         poll(lambda: live.get("/readyz").status_code == 200, 60, what="/readyz to answer 200")
 
     def test_5_data_survives_down_and_up_and_down_v_removes_it(self, project, live):
@@ -341,12 +393,24 @@ class StackChecks:
 
 @pytest.mark.xdist_group("e2e")  # one worker runs both stacks, one after the other
 class TestStackWithCeleryAndRedis(StackChecks):
-    options = {"project_name": "E2E Full", "python_version": "3.13", "django_version": "5.2",
-               "postgres_version": "17", "use_redis": "y", "use_celery": "y"}
+    options = {
+        "project_name": "E2E Full",
+        "python_version": "3.13",
+        "django_version": "5.2",
+        "postgres_version": "17",
+        "use_redis": "y",
+        "use_celery": "y",
+    }
     with_celery = True
 
 
 @pytest.mark.xdist_group("e2e")
 class TestStackWithoutRedis(StackChecks):
-    options = {"project_name": "E2E Lean", "python_version": "3.12", "django_version": "6.1",
-               "postgres_version": "15", "use_redis": "n", "use_celery": "n"}
+    options = {
+        "project_name": "E2E Lean",
+        "python_version": "3.12",
+        "django_version": "6.1",
+        "postgres_version": "15",
+        "use_redis": "n",
+        "use_celery": "n",
+    }

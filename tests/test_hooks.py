@@ -53,8 +53,9 @@ def test_bad_answers_are_refused_with_a_message_and_nothing_written(tmp_path, an
     assert list(tmp_path.iterdir()) == [], "a half-made project was left behind"
 
 
-@pytest.mark.parametrize("answer", ["python_version=3.9", "django_version=4.2", "postgres_version=9", "use_redis=maybe",
-                                    "ci=jenkins"])
+@pytest.mark.parametrize(
+    "answer", ["python_version=3.9", "django_version=4.2", "postgres_version=9", "use_redis=maybe", "ci=jenkins"]
+)
 def test_answers_outside_the_choices_are_refused(tmp_path, answer):
     """Cookiecutter itself checks choices given on the command line (the pre-gen hook checks them again)."""
     key, _, value = answer.partition("=")
@@ -157,11 +158,14 @@ def test_without_redis_nothing_of_redis_remains(cookies):
     assert "REDIS" not in (project / ".envs/prod.env").read_text()
 
 
-@pytest.mark.parametrize("ci, kept, gone", [
-    ("github", ".github/workflows/ci.yml", ".gitlab-ci.yml"),
-    ("gitlab", ".gitlab-ci.yml", ".github"),
-    ("none", None, ".github"),
-])
+@pytest.mark.parametrize(
+    "ci, kept, gone",
+    [
+        ("github", ".github/workflows/ci.yml", ".gitlab-ci.yml"),
+        ("gitlab", ".gitlab-ci.yml", ".github"),
+        ("none", None, ".github"),
+    ],
+)
 def test_only_the_chosen_ci_remains(cookies, ci, kept, gone):
     project = bake(cookies, ci=ci)
     if kept:
@@ -177,8 +181,9 @@ def test_license_follows_the_answer(cookies):
 
 
 def test_the_lock_file_matches_the_answers(cookies):
-    project = bake(cookies, project_name="Lock Check", python_version="3.12", django_version="6.1",
-                   use_redis="n", use_celery="n")
+    project = bake(
+        cookies, project_name="Lock Check", python_version="3.12", django_version="6.1", use_redis="n", use_celery="n"
+    )
     lock = (project / "uv.lock").read_text()
     assert 'requires-python = ">=3.12"' in lock
     assert 'name = "lock-check"' in lock
