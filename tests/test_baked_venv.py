@@ -2,12 +2,35 @@
 into a fresh virtualenv, passes its own test suite and Django's deployment checks."""
 
 import itertools
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 
 from conftest import DJANGO_VERSIONS, PYTHON_VERSIONS, SERVICES, bake, clean_env, python_interpreter, run, tool
 
 VARIANTS = list(itertools.product(PYTHON_VERSIONS, DJANGO_VERSIONS, SERVICES))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_page(url: str, server: subprocess.Popen, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"runserver exited {server.returncode}: {server.stdout.read()}")
+        try:
+            return urllib.request.urlopen(url, timeout=5)
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.5)
+    pytest.fail(f"runserver did not answer {url} within {timeout}s")
 
 
 def env_file(path):
