@@ -58,6 +58,7 @@ def test_bakes_with_nothing_left_unrendered_and_valid_yaml(cookies, context):
             # Django templates use {% %} themselves; only the template's own variables must be gone.
             assert "cookiecutter" not in text, f"unrendered variable in {relative}"
             continue
+        assert "\r" not in text, f"{relative} has CR line endings"
         match = UNRENDERED.search(text)
         assert match is None, (
             f"unrendered {match.group()!r} in {relative}: {text[match.start() - 40 : match.end() + 40]!r}"

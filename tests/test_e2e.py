@@ -2,8 +2,9 @@
 and Redis and one without. Numbers in the test names follow issue #3's list.
 
 Each class bakes one project, builds its images once, and shares them across its tests, which run in order
-against one stack. Both classes run in one xdist worker, one after the other: concurrent compose runs race in
-Podman's Docker API ("no such container"), and two parallel image builds gain little on two cores.
+against one stack. The whole file runs in one xdist worker (--dist loadfile), in order, one class after the
+other: concurrent compose runs race in Podman's Docker API ("no such container"), two parallel image builds
+gain little on two cores, and interleaved classes would tear their stacks down and up again.
 Everything a class creates is removed when it ends (`down -v`, and its images).
 Needs a Docker engine (skipped without one, except under CI where that is a failure)."""
 
@@ -391,7 +392,6 @@ class StackChecks:
         assert volume not in run(["docker", "volume", "ls", "-q"]).stdout
 
 
-@pytest.mark.xdist_group("e2e")  # one worker runs both stacks, one after the other
 class TestStackWithCeleryAndRedis(StackChecks):
     options = {
         "project_name": "E2E Full",
@@ -404,7 +404,6 @@ class TestStackWithCeleryAndRedis(StackChecks):
     with_celery = True
 
 
-@pytest.mark.xdist_group("e2e")
 class TestStackWithoutRedis(StackChecks):
     options = {
         "project_name": "E2E Lean",

@@ -28,7 +28,8 @@ def load_settings(**environ: str) -> subprocess.CompletedProcess:
     code = (
         "import json; from django.conf import settings as s; "
         "print(json.dumps({'DEBUG': s.DEBUG, 'ALLOWED_HOSTS': s.ALLOWED_HOSTS, "
-        "'DATABASE': s.DATABASES['default'], 'SSL_REDIRECT': s.SECURE_SSL_REDIRECT}, default=str))"
+        "'DATABASE': s.DATABASES['default'], 'SSL_REDIRECT': s.SECURE_SSL_REDIRECT, "
+        "'CACHE': s.CACHES['default']['BACKEND']}, default=str))"
     )
     return subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True)
 
@@ -87,3 +88,20 @@ def test_allowed_hosts_is_a_comma_separated_list():
 def test_https_redirect_is_on_in_production_and_can_be_turned_off():
     assert values(**PRODUCTION)["SSL_REDIRECT"] is True
     assert values(**PRODUCTION, SECURE_SSL_REDIRECT="0")["SSL_REDIRECT"] is False
+
+
+def test_logs_go_to_stdout():
+    env = {key: value for key, value in os.environ.items() if key not in NAMES}
+    env.update(DEBUG="1", DJANGO_SETTINGS_MODULE="config.settings")
+    code = "import django, logging; django.setup(); logging.getLogger('probe').warning('to stdout')"
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "WARNING probe to stdout" in result.stdout
+    assert "to stdout" not in result.stderr
+{%- if cookiecutter.use_redis == "y" %}
+
+
+def test_redis_url_makes_redis_the_cache():
+    assert values(**PRODUCTION)["CACHE"] == "django.core.cache.backends.redis.RedisCache"
+    assert values(DEBUG="1")["CACHE"] == "django.core.cache.backends.locmem.LocMemCache"
+{%- endif %}
