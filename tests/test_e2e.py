@@ -10,10 +10,13 @@ Needs a Docker engine (skipped without one, except under CI where that is a fail
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import socket
 import subprocess
+import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +35,32 @@ def engine_reachable() -> bool:
         return subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+def env_file(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
+    return dict(pairs)
+
+
+def image_files(saved: bytes):
+    """(path, content) of every file in a `docker save` archive: its manifest and config, and the files of
+    every layer (plain or compressed tarballs inside it, opened), so a secret anywhere is found."""
+
+    def walk(archive: tarfile.TarFile, prefix: str):
+        for member in archive:
+            if not member.isfile():
+                continue
+            data = archive.extractfile(member).read()
+            try:
+                inner = tarfile.open(fileobj=io.BytesIO(data))
+            except tarfile.TarError:
+                yield prefix + member.name, data
+                continue
+            with inner:
+                yield from walk(inner, f"{prefix}{member.name}!")
+
+    with tarfile.open(fileobj=io.BytesIO(saved)) as archive:
+        yield from walk(archive, "")
 
 
 def free_port() -> int:
@@ -340,6 +369,30 @@ class StackChecks:
         assert status["result"]["worker"] == f"celery@{worker_host}"
         assert status["result"]["documents"] >= 1
 
+        # The worker dies (its main process exits; Docker's kill would count as a manual stop): the restart
+        # policy brings it back without a manual step, and queued tasks run again.
+        worker = project.container("compose.prod.yaml", "worker")
+        before = project.inspect(worker)["State"]
+        project.live("exec", "-T", "worker", "sh", "-c", "kill -TERM 1")
+        poll(
+            lambda: (
+                (state := project.inspect(worker)["State"])["Running"] and state["StartedAt"] != before["StartedAt"]
+            ),
+            120,
+            what="the restart policy to restart the worker",
+        )
+        restarted = time.monotonic()
+        queued = live.post("/tasks/", {"csrfmiddlewaretoken": token}, referer="/")
+        poll(
+            lambda: live.get(queued.headers["Location"]).json()["state"] == "SUCCESS",
+            120,
+            what="a task queued after the restart to succeed",
+        )
+        print(
+            f"\n[e2e] {project.slug}: worker restarted by its policy; a task ran {time.monotonic() - restarted:.1f}s"
+            " after"
+        )
+
     def test_6_app_worker_and_nginx_run_as_non_root(self, project, live):
         services = ["app", "nginx"] + (["worker"] if self.with_celery else [])
         for service in services:
@@ -356,6 +409,189 @@ class StackChecks:
             assert down.status_code in (502, 504) and "Back in a moment" in down.text
         finally:
             project.up_live()
+
+    # ---- issue 4: safe by default, faults survived, bad input refused --------------------------------
+
+    def test_8a_no_secret_in_any_image_layer(self, project):
+        secrets = {
+            key: value
+            for key, value in env_file(project.path / ".envs/prod.env").items()
+            if key in ("SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD")
+        }
+        assert "SECRET_KEY" in secrets and "POSTGRES_PASSWORD" in secrets
+        for target in ("applayer", "staticlayer"):
+            image = project.images[target]
+            history = run(["docker", "history", "--no-trunc", image]).stdout
+            saved = subprocess.run(["docker", "save", image], capture_output=True, timeout=600, check=True).stdout
+            assert len(saved) > 1_000_000, f"docker save {image} returned too little to scan"
+            files = list(image_files(saved))
+            assert any("manage.py" in name or "nginx.conf" in name for name, _ in files), f"no layer files in {image}"
+            for key, value in secrets.items():
+                assert value not in history, f"{key} is in the history of {image}"
+                for name, data in files:
+                    assert value.encode() not in data, f"{key} is in {name} of {image}"
+
+    def test_8b_live_containers_are_locked_down(self, project, live):
+        hardened = ["app", "nginx"] + (["worker"] if self.with_celery else [])
+        for service in hardened:
+            status = project.live("exec", "-T", service, "cat", "/proc/1/status").stdout
+            fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+            assert int(fields["CapEff"], 16) == 0 and int(fields["CapBnd"], 16) == 0, f"{service} keeps capabilities"
+            assert fields["NoNewPrivs"].strip() == "1", f"{service} may gain privileges"
+            write = project.live("exec", "-T", service, "touch", "/probe", check=False)
+            assert write.returncode != 0 and "Read-only file system" in write.stderr, f"{service}: writable root"
+            tmp = project.live("exec", "-T", service, "touch", "/tmp/probe", check=False)
+            assert tmp.returncode == 0, f"{service}: /tmp must stay writable (tmpfs)"
+        for service in ("db", "app") + (("redis", "worker") if self.with_celery else ()):
+            bindings = project.inspect(project.container("compose.prod.yaml", service))["HostConfig"]["PortBindings"]
+            published = {port: hosts for port, hosts in (bindings or {}).items() if hosts}
+            assert not published, f"{service} is published on the host: {published}"
+
+    def test_8c_nginx_headers_version_and_body_limit(self, project, live):
+        response = live.get(self.css_path)
+        assert response.headers["Server"] == "nginx", "nginx must not announce its version"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+        assert "camera=()" in response.headers["Permissions-Policy"]
+        page = live.get("/")
+        assert page.headers["X-Frame-Options"] == "DENY"
+        assert page.headers["Strict-Transport-Security"].startswith("max-age=")
+        assert page.headers["X-Content-Type-Options"] == "nosniff", "one nosniff header, not two"
+        too_big = live.post("/admin/login/", data={"blob": "x" * (21 * 1024 * 1024)})
+        assert too_big.status_code == 413
+
+    def test_8d_deploy_checks_pass_in_the_live_image(self, project, live):
+        result = project.run_once(
+            "--no-deps", "app", "python", "manage.py", "check", "--deploy", "--fail-level", "WARNING"
+        )
+        assert "System check identified no issues" in result.stdout
+
+    @pytest.mark.parametrize(
+        "variable, value, message",
+        [
+            ("SECRET_KEY", "", "SECRET_KEY is not set, and DEBUG is off"),
+            ("ALLOWED_HOSTS", "", "ALLOWED_HOSTS is not set, and DEBUG is off"),
+            ("DEBUG", "flase", "DEBUG='flase' is not a boolean"),
+        ],
+    )
+    def test_8e_the_app_refuses_to_start_with_bad_settings(self, project, live, variable, value, message):
+        result = project.run_once(
+            "--no-deps", "-e", f"{variable}={value}", "app", "gunicorn", "config.wsgi", check=False
+        )
+        assert result.returncode != 0
+        assert message in result.stdout + result.stderr
+
+    def test_8f_debug_left_on_is_announced_loudly(self, project, live):
+        result = project.run_once(
+            "--no-deps", "-e", "DEBUG=1", "app", "timeout", "20", "gunicorn", "config.wsgi", check=False
+        )
+        assert "DEBUG is on in gunicorn" in result.stdout + result.stderr
+
+    @pytest.mark.parametrize(
+        "url, code, message",
+        [
+            (
+                "postgres://u:p@no-such-host.invalid:5432/app",
+                1,
+                "gave up after 3s waiting for postgres at no-such-host.invalid:5432 (could not translate host name",
+            ),
+            ("postgres://u:p@db:port/app", 2, "DATABASE_URL is malformed"),
+        ],
+    )
+    def test_8g_wait_entrypoint_explains_a_bad_database_url(self, project, live, url, code, message):
+        result = project.run_once(
+            "--no-deps", "-e", f"DATABASE_URL={url}", "-e", "WAIT_TIMEOUT=3", "app", "true", check=False
+        )
+        assert result.returncode == code
+        assert message in result.stderr
+
+    def test_8h_database_restart_is_survived_without_manual_steps(self, project, live):
+        assert live.get("/").status_code == 200  # the workers hold database connections now
+        project.live("stop", "db")
+        started = time.monotonic()
+        try:
+            poll(lambda: live.get("/readyz").status_code == 503, 30, what="/readyz to report the database down")
+            assert live.get("/readyz").json()["database"] == "unavailable"
+        finally:
+            project.live("start", "db")
+        poll(lambda: live.get("/readyz").status_code == 200, TIMEOUT, what="/readyz to recover")
+        recovered = time.monotonic() - started
+        statuses = [live.get("/").status_code for _ in range(30)]
+        print(
+            f"\n[e2e] {project.slug}: database stopped and started; ready again after {recovered:.1f}s, "
+            f"then {statuses.count(200)}/30 home pages 200"
+        )
+        assert statuses == [200] * 30, f"stale connections served errors after the restart: {statuses}"
+
+    def test_8i_bounded_load_through_nginx_has_no_errors(self, project, live):
+        paths = ["/", self.css_path]
+        results = {"ok": 0, "bad": 0, "dropped": 0}
+        latencies, errors = [], []
+
+        def client(worker: int) -> None:
+            browser = Browser(project.live_port)
+            for index in range(120):
+                started = time.monotonic()
+                try:
+                    status = browser.get(paths[(worker + index) % 2]).status_code
+                except requests.RequestException as exc:
+                    results["dropped"] += 1
+                    errors.append(repr(exc))
+                    continue
+                latencies.append(time.monotonic() - started)
+                results["ok" if 200 <= status < 300 else "bad"] += 1
+                if not 200 <= status < 300:
+                    errors.append(f"{status} for {paths[(worker + index) % 2]}")
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=client, args=(worker,)) for worker in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        elapsed = time.monotonic() - started
+        latencies.sort()
+        print(
+            f"\n[e2e] {project.slug}: load 8 connections x 120 requests: {results['ok']} ok, {results['bad']} "
+            f"non-2xx, {results['dropped']} dropped in {elapsed:.1f}s ({results['ok'] / elapsed:.0f} req/s, "
+            f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.0f} ms)"
+        )
+        assert results == {"ok": 960, "bad": 0, "dropped": 0}, errors[:10]
+
+    def test_8j_stop_lets_the_in_flight_request_finish(self, project, live):
+        """SIGTERM from `docker compose stop` is a graceful shutdown: gunicorn finishes the request it is
+        serving and exits 0. The slow request: /readyz while the database is frozen, so it waits on it."""
+        # docker pause/unpause by container: `docker compose unpause` does nothing on Podman's Docker API.
+        database = project.container("compose.prod.yaml", "db")
+        run(["docker", "pause", database])
+        outcome = {}
+
+        def slow_request() -> None:
+            try:
+                outcome["response"] = live.session.get(live.base + "/readyz", timeout=120)
+            except requests.RequestException as exc:
+                outcome["error"] = exc
+
+        request = threading.Thread(target=slow_request)
+        try:
+            request.start()
+            time.sleep(1)
+            assert request.is_alive(), "the request should be waiting on the frozen database"
+            stopping = threading.Thread(target=project.live, args=("stop", "app"))
+            stopping.start()
+            # Well inside the 5 s the app gives a database connection attempt.
+            time.sleep(1.5)
+            assert request.is_alive() and stopping.is_alive(), "gunicorn must wait for the request"
+        finally:
+            run(["docker", "unpause", database])
+        request.join(timeout=90)
+        stopping.join(timeout=90)
+        assert "error" not in outcome, f"the in-flight request was cut off: {outcome.get('error')}"
+        assert outcome["response"].status_code in (200, 503), outcome["response"].text[:300]
+        state = project.inspect(project.container("compose.prod.yaml", "app"))["State"]
+        assert state["ExitCode"] == 0, f"gunicorn exited {state['ExitCode']}"
+        assert "Shutting down: Master" in project.logs("compose.prod.yaml", "app")
+        project.up_live()
 
     def test_7_wait_entrypoint_waits_for_the_database(self, project, live):
         project.live("stop", "db")
