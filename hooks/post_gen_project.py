@@ -24,7 +24,7 @@ SECRET_ALPHABET = string.ascii_letters + string.digits + "-_"
 OPTIONAL_FILES = {
     "celery": ["config/celery.py", f"{SLUG}/tasks.py", "tests/test_tasks.py"],
     "github": [".github"],
-    "gitlab": [".gitlab-ci.yml"],
+    "gitlab": [".gitlab-ci.yml", "renovate.json"],
     "license": ["LICENSE"],
 }
 
