@@ -1,5 +1,6 @@
 """wait_entrypoint.py: what it waits for, how it gives up, and that it becomes the command."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -15,9 +16,10 @@ import wait_entrypoint as we
 SCRIPT = Path(we.__file__)
 
 
-@pytest.fixture
-def listener():
-    """A TCP server on a free loopback port that accepts and immediately closes connections."""
+@contextlib.contextmanager
+def loopback_server(reply: list[bytes] | None = None):
+    """A TCP server on a free loopback port. Without a reply it accepts and closes each connection at
+    once; with one it reads the request and answers reply[0] (a list, so a test can change it)."""
     server = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
@@ -28,14 +30,25 @@ def listener():
                 conn, _ = server.accept()
             except OSError:
                 continue
-            conn.close()
+            with conn:
+                if reply is not None:
+                    conn.recv(64)
+                    conn.sendall(reply[0])
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    server.close()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+@pytest.fixture
+def listener():
+    with loopback_server() as port:
+        yield port
 
 
 def free_port() -> int:
@@ -120,28 +133,9 @@ def test_an_open_port_is_not_a_ready_postgres(listener):
 
 @pytest.fixture
 def fake_redis():
-    """A server that answers every connection with the reply in `reply[0]`."""
-    server = socket.create_server(("127.0.0.1", 0))
     reply = [b"+PONG\r\n"]
-    stop = threading.Event()
-
-    def serve():
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.recv(64)
-                conn.sendall(reply[0])
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()[1], reply
-    stop.set()
-    thread.join()
-    server.close()
+    with loopback_server(reply) as port:
+        yield port, reply
 
 
 def test_redis_is_ready_when_it_answers_ping(fake_redis):
