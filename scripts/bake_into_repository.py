@@ -48,8 +48,9 @@ def main() -> None:
 
     if options.commit:
         subprocess.run(["git", "add", "--all"], cwd=REPOSITORY, check=True)
-        subprocess.run(["git", "commit", "--quiet", "-m", f"Bake {options.name} from the template"], cwd=REPOSITORY,
-                       check=True)
+        subprocess.run(
+            ["git", "commit", "--quiet", "-m", f"Bake {options.name} from the template"], cwd=REPOSITORY, check=True
+        )
     print(f"The repository now holds the baked project {baked.name}.")
 
 
