@@ -14,6 +14,7 @@ DJANGO = "{{ cookiecutter.django_version }}"
 USE_REDIS = "{{ cookiecutter.use_redis }}" == "y"
 USE_CELERY = "{{ cookiecutter.use_celery }}" == "y"
 CI = "{{ cookiecutter.ci }}"
+KUBERNETES = "{{ cookiecutter.deploy_target }}" == "compose+kubernetes"
 LICENSE = "{{ cookiecutter.open_source_license }}"
 
 # Letters, digits, - and _: nothing a shell, Compose interpolation ($), a .env parser
@@ -22,7 +23,9 @@ SECRET_ALPHABET = string.ascii_letters + string.digits + "-_"
 
 # Files that exist only for an option; removed when it is off.
 OPTIONAL_FILES = {
-    "celery": ["config/celery.py", f"{SLUG}/tasks.py", "tests/test_tasks.py"],
+    "celery": ["config/celery.py", f"{SLUG}/tasks.py", "tests/test_tasks.py", "k8s/base/worker-deployment.yaml"],
+    "redis": [f"k8s/base/redis-{kind}.yaml" for kind in ("statefulset", "service", "network-policy")],
+    "kubernetes": ["k8s"],
     "github": [".github"],
     "gitlab": [".gitlab-ci.yml", "renovate.json"],
     "license": ["LICENSE"],
@@ -80,6 +83,10 @@ def install_lock_file(project: Path) -> None:
 
 def prune(project: Path) -> None:
     off = []
+    if not USE_REDIS:
+        off.append("redis")
+    if not KUBERNETES:
+        off.append("kubernetes")
     if not USE_CELERY:
         off.append("celery")
     if CI != "github":

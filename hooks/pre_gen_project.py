@@ -22,6 +22,7 @@ ANSWERS = {
     "use_redis": {{ cookiecutter.use_redis | tojson }},
     "use_celery": {{ cookiecutter.use_celery | tojson }},
     "ci": {{ cookiecutter.ci | tojson }},
+    "deploy_target": {{ cookiecutter.deploy_target | tojson }},
 }
 CHOICES = {
     "python_version": ["3.13", "3.12"],
@@ -30,6 +31,7 @@ CHOICES = {
     "use_redis": ["y", "n"],
     "use_celery": ["y", "n"],
     "ci": ["github", "gitlab", "none"],
+    "deploy_target": ["compose", "compose+kubernetes"],
 }
 # Names the baked project imports or uses as a top-level folder: a package with one of these
 # names would shadow it (import django -> your app).
