@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TEMPLATE, bake, clean_env, run, tool
+from conftest import TEMPLATE, bake, clean_env, require, run, tool
 
 SECRET_RE = r"[A-Za-z0-9][A-Za-z0-9_-]+"
 
@@ -74,8 +74,7 @@ def test_several_problems_are_reported_together(tmp_path):
 
 def test_baking_needs_no_network(tmp_path):
     probe = subprocess.run(["unshare", "--net", "true"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot make a network namespace here to cut the network: {probe.stderr.strip()}")
+    require(probe.returncode == 0, f"cannot make a network namespace to cut the network: {probe.stderr.strip()}")
     result = cookiecutter_cli(tmp_path, "project_name=Offline Shop", network=False)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "offline_shop" / "uv.lock").exists()
