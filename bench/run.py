@@ -491,10 +491,17 @@ def context_bytes(root: Path) -> int:
 
 
 def from_line(dockerfile: Path, stage: str, python_version: str) -> str:
-    match = re.search(rf"^FROM\s+(\S+)\s+AS\s+{stage}\s*$", dockerfile.read_text(), re.M | re.I)
-    if not match:
+    """The base image a stage starts from, following `FROM <other stage>` down to an image."""
+    stages = {
+        name.lower(): base
+        for base, name in re.findall(r"^FROM\s+(\S+)\s+AS\s+(\S+)\s*$", dockerfile.read_text(), re.M | re.I)
+    }
+    if stage not in stages:
         raise BenchError(f"no `FROM ... AS {stage}` in {dockerfile}")
-    return match.group(1).replace("${PYTHON_VERSION}", python_version)
+    base = stages[stage]
+    while base.lower() in stages:  # stage names are case-insensitive, image names are not
+        base = stages[base.lower()]
+    return base.replace("${PYTHON_VERSION}", python_version)
 
 
 def compose_image(compose: Path, name: str) -> str:
