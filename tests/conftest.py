@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the template's virtualenv: cookiecutter, ruff, hadolint, uv...
@@ -81,6 +82,26 @@ def run(
             f"\n--- stderr\n{result.stderr[-4000:]}"
         )
     return result
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """Safe YAML plus Compose's merge tags (!override, !reset), read as the plain value they tag."""
+
+
+def _compose_tag(loader: ComposeLoader, node: yaml.Node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+for _tag in ("!override", "!reset"):
+    ComposeLoader.add_constructor(_tag, _compose_tag)
+
+
+def load_yaml(text: str):
+    return yaml.load(text, Loader=ComposeLoader)
 
 
 def bake(cookies, **context: str) -> Path:

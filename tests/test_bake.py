@@ -16,6 +16,7 @@ from conftest import (
     clean_env,
     combination_id,
     combinations,
+    load_yaml,
     require,
     run,
     tool,
@@ -64,8 +65,16 @@ def test_bakes_with_nothing_left_unrendered_and_valid_yaml(cookies, context):
             f"unrendered {match.group()!r} in {relative}: {text[match.start() - 40 : match.end() + 40]!r}"
         )
         if path.suffix in (".yaml", ".yml"):
-            assert yaml.safe_load(text) is not None, f"{relative} is empty"
-    for name in ("Dockerfile", "compose.yaml", "compose.prod.yaml", "uv.lock", ".envs/prod.env", "wait_entrypoint.py"):
+            assert load_yaml(text) is not None, f"{relative} is empty"
+    for name in (
+        "Dockerfile",
+        "compose.yaml",
+        "compose.watch.yaml",
+        "compose.prod.yaml",
+        "uv.lock",
+        ".envs/prod.env",
+        "wait_entrypoint.py",
+    ):
         assert (project / name).is_file(), f"{name} is missing"
 
 
@@ -107,17 +116,41 @@ def docker_compose_available() -> bool:
         return False
 
 
+def compose_config(project: Path, *files: str) -> dict:
+    flags = [arg for name in files for arg in ("-f", name)]
+    command = ["docker", "compose", *flags, "config", "--format", "json"]
+    return json.loads(run(command, cwd=project, env=clean_env()).stdout)
+
+
 @pytest.mark.parametrize("services", list(SERVICES))
-def test_docker_compose_accepts_both_compose_files(cookies, services):
+def test_docker_compose_accepts_the_compose_files(cookies, services):
     require(docker_compose_available(), "docker compose is not installed")
     project = bake(cookies, **SERVICES[services])
     for name in ("compose.yaml", "compose.prod.yaml"):
         run(["docker", "compose", "-f", name, "config", "-q"], cwd=project, env=clean_env())
-    live = json.loads(
-        run(
-            ["docker", "compose", "-f", "compose.prod.yaml", "config", "--format", "json"], cwd=project, env=clean_env()
-        ).stdout
-    )["services"]
+    # The watch override, merged over compose.yaml as `make watch` runs it: every service that runs the
+    # source loses the bind mount and syncs it instead; compose.yaml alone keeps the bind mount.
+    source = str(project)
+    mounted = compose_config(project, "compose.yaml")["services"]
+    watched = compose_config(project, "compose.yaml", "compose.watch.yaml")["services"]
+    runs_source = {"app"} | ({"worker"} if services == "celery" else set())
+    assert {name for name, s in mounted.items() if any(v["type"] == "bind" for v in s.get("volumes", []))} == (
+        runs_source
+    )
+    for name in runs_source:
+        assert {(v["source"], v["target"]) for v in mounted[name]["volumes"] if v["type"] == "bind"} == {
+            (source, "/app")
+        }
+        assert [v["target"] for v in watched[name]["volumes"]] == ["/srv/media"], f"{name} still mounts the source"
+        rules = {rule["action"]: rule for rule in watched[name]["develop"]["watch"] if rule["path"] == source}
+        assert set(rules) == {"sync+restart" if name == "worker" else "sync"}
+        (rule,) = rules.values()
+        assert rule["target"] == "/app" and ".envs/" in rule["ignore"], rule
+        rebuilds = {Path(r["path"]).name for r in watched[name]["develop"]["watch"] if r["action"] == "rebuild"}
+        assert rebuilds == {"uv.lock", "pyproject.toml"}
+    for name in set(watched) - runs_source:
+        assert watched[name] == mounted[name], f"the watch override changes {name}"
+    live = compose_config(project, "compose.prod.yaml")["services"]
     published = {name for name, service in live.items() if service.get("ports")}
     assert published == {"nginx"}, "only nginx may be published in the live stack"
     assert all("build" not in service for service in live.values()), "the live stack must not build"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import TEMPLATE, bake, clean_env, run, tool
+from conftest import TEMPLATE, bake, clean_env, load_yaml, run, tool
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test",
@@ -31,8 +31,19 @@ def test_pre_commit_passes_on_a_fresh_bake_and_refuses_prod_env(cookies):
     result = run(
         [tool("pre-commit"), "run", "--all-files", "--show-diff-on-failure"], cwd=project, env=env, timeout=900
     )
-    for hook in ("ruff check", "ruff format", "hadolint", "shellcheck", "check yaml", "check toml"):
-        assert re.search(rf"^{hook}\.+Passed$", result.stdout, re.M), f"{hook} did not pass:\n{result.stdout}"
+    hooks = (
+        "ruff check",
+        "ruff format",
+        "hadolint",
+        "shellcheck",
+        "check yaml",
+        "check yaml (compose tags)",
+        "check toml",
+    )
+    for hook in hooks:
+        assert re.search(rf"^{re.escape(hook)}\.+Passed$", result.stdout, re.M), (
+            f"{hook} did not pass:\n{result.stdout}"
+        )
     git(project, "add", "-f", ".envs/prod.env")
     refused = run(
         [tool("pre-commit"), "run", "no-prod-env", "--files", ".envs/prod.env"], cwd=project, env=env, check=False
@@ -44,8 +55,22 @@ def test_pre_commit_passes_on_a_fresh_bake_and_refuses_prod_env(cookies):
 def test_makefile_offers_the_everyday_tasks(cookies):
     project = bake(cookies, project_name="Tasks")
     listed = run(["make", "help"], cwd=project).stdout
-    for target in ("up", "down", "logs", "test", "shell", "migrate", "createsuperuser", "build-live", "deploy"):
+    for target in (
+        "up",
+        "watch",
+        "down",
+        "logs",
+        "test",
+        "shell",
+        "migrate",
+        "createsuperuser",
+        "build-live",
+        "deploy",
+    ):
         assert f"  {target} " in listed, f"make help does not list {target}"
+    assert run(["make", "-n", "watch"], cwd=project).stdout.strip() == (
+        "docker compose -f compose.yaml -f compose.watch.yaml watch"
+    )
     dry = run(["make", "-n", "build-live", "TAG=1.2.3"], cwd=project).stdout
     assert "docker build --target applayer -t tasks-app:1.2.3 ." in dry
     assert "docker build --target staticlayer -t tasks-static:1.2.3 ." in dry
@@ -68,6 +93,23 @@ def test_compose_watch_rebuilds_when_dependencies_change(cookies):
     app = yaml.safe_load((project / "compose.yaml").read_text())["services"]["app"]
     rebuilds = {rule["path"] for rule in app["develop"]["watch"] if rule["action"] == "rebuild"}
     assert rebuilds == {"uv.lock", "pyproject.toml"}
+
+
+def test_compose_watch_syncs_the_source_but_never_the_secrets(cookies):
+    """compose.watch.yaml (merged in tests/test_bake.py, run in tests/test_e2e.py): the source is synced to /app,
+    the worker restarted after a sync, and neither the secrets nor the host's virtualenv are ever copied."""
+    for celery in ("y", "n"):
+        project = bake(cookies, project_name=f"Synced {celery}", use_redis=celery, use_celery=celery)
+        services = load_yaml((project / "compose.watch.yaml").read_text())["services"]
+        assert set(services) == ({"app", "worker"} if celery == "y" else {"app"})
+        for name, service in services.items():
+            assert service["volumes"] == ["media:/srv/media"]
+            (rule,) = service["develop"]["watch"]
+            assert rule["action"] == ("sync+restart" if name == "worker" else "sync")
+            assert (rule["path"], rule["target"]) == (".", "/app")
+            assert {".envs/", ".venv/"} <= set(rule["ignore"])
+        dockerignore = (project / ".dockerignore").read_text().splitlines()
+        assert ".envs" in dockerignore and "!.envs/*.example" in dockerignore, "watch applies .dockerignore too"
 
 
 def test_a_project_baked_from_an_older_template_updates_cleanly_with_cruft(tmp_path):
