@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import signal
 import socket
 import subprocess
 import tarfile
@@ -23,11 +24,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import bake, clean_env, require, run
+from conftest import bake, clean_env, python_interpreter, require, run, tool
 
 pytestmark = pytest.mark.e2e
 DOMAIN = "shop.example.com"
 TIMEOUT = 240  # seconds for a stack to become healthy on a busy 2-core machine
+# The development stack as `make watch` runs it: the override replaces the source's bind mount by sync rules.
+WATCH = ("compose.yaml", "compose.watch.yaml")
 
 
 def engine_reachable() -> bool:
@@ -35,6 +38,11 @@ def engine_reachable() -> bool:
         return subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+def engine_is_podman() -> bool:
+    """Podman behind the Docker API (../shared/container-engine) rather than Docker Engine."""
+    return "Podman" in run(["docker", "version", "--format", "{{json .Server}}"], check=False).stdout
 
 
 def env_file(path: Path) -> dict[str, str]:
@@ -135,21 +143,28 @@ class Project:
             "staticlayer": f"{self.slug}-static:e2e",
         }
 
-    def env(self, file: str) -> dict[str, str]:
-        if file == "compose.yaml":
+    def env(self, file: str | tuple[str, ...]) -> dict[str, str]:
+        """The environment for a compose file, or for a list of them (the first one decides: compose.yaml's
+        overrides get the development ports too)."""
+        first = file if isinstance(file, str) else file[0]
+        if first == "compose.yaml":
             return clean_env(**{k: str(v) for k, v in self.ports.items()})
         # compose.prod.yaml's default image names, at the tag `make build-live TAG=e2e` gave them.
         return clean_env(NGINX_PORT=str(self.live_port), TAG="e2e")
 
-    def compose(self, file: str, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-        return run(
-            ["docker", "compose", "-f", file, *args], cwd=self.path, env=self.env(file), timeout=timeout, check=check
-        )
+    def command(self, file: str | tuple[str, ...], *args: str) -> list[str]:
+        files = (file,) if isinstance(file, str) else file
+        return ["docker", "compose", *(flag for name in files for flag in ("-f", name)), *args]
+
+    def compose(
+        self, file: str | tuple[str, ...], *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess:
+        return run(self.command(file, *args), cwd=self.path, env=self.env(file), timeout=timeout, check=check)
 
     def live(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
         return self.compose("compose.prod.yaml", *args, **kwargs)
 
-    def container(self, file: str, service: str) -> str:
+    def container(self, file: str | tuple[str, ...], service: str) -> str:
         return self.compose(file, "ps", "-a", "-q", service).stdout.strip()
 
     def inspect(self, container: str) -> dict:
@@ -159,7 +174,7 @@ class Project:
         state = self.inspect(self.container(file, service))["State"]
         return (state.get("Health") or {}).get("Status", state["Status"])
 
-    def logs(self, file: str, *services: str) -> str:
+    def logs(self, file: str | tuple[str, ...], *services: str) -> str:
         return self.compose(file, "logs", "--no-color", "--tail", "200", *services, check=False).stdout
 
     def run_once(self, *args: str, check: bool = True, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
@@ -173,6 +188,14 @@ class Project:
         if check and result.returncode != 0:
             pytest.fail(f"run {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
         return result
+
+    def exit_code(self, image: str, *command: str) -> int:
+        """Run a command in a fresh container of an image and return its exit code (inspected: see run_once)."""
+        name = f"{self.slug}-probe-{time.monotonic_ns()}"
+        run(["docker", "run", "--name", name, "--entrypoint", command[0], image, *command[1:]], check=False)
+        code = run(["docker", "inspect", name, "--format", "{{.State.ExitCode}}"], check=False).stdout.strip()
+        run(["docker", "rm", "-f", name], check=False)
+        return int(code) if code.lstrip("-").isdigit() else -1
 
     def up_live(self) -> None:
         self.live("up", "-d", "--wait", "--wait-timeout", str(TIMEOUT), timeout=TIMEOUT + 60)
@@ -273,6 +296,149 @@ class StackChecks:
         finally:
             print(project.logs(compose)[-3000:])
             project.compose(compose, "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
+
+    def test_2b_watch_syncs_the_source_and_rebuilds_on_a_dependency_change(self, project, tmp_path):
+        """Issue 5, `make watch`: compose.watch.yaml over compose.yaml under `docker compose watch`. A saved
+        file reaches the running app with no bind mount and no restart (the worker is restarted), the secrets
+        file never reaches it, and a new dependency rebuilds the image and recreates the app."""
+        base = f"http://127.0.0.1:{project.ports['APP_PORT']}"
+        services = ["app"] + (["worker"] if self.with_celery else [])
+        health = project.path / project.slug / "health.py"
+        secrets = project.path / ".envs/prod.env"
+        originals = {
+            path: path.read_text()
+            for path in (health, secrets, project.path / "pyproject.toml", project.path / "uv.lock")
+        }
+        log = tmp_path / "watch.log"
+        before: dict[str, dict] = {}
+
+        def in_app(*command: str, service: str = "app") -> bool:
+            return project.compose(WATCH, "exec", "-T", service, *command, check=False).returncode == 0
+
+        def the_one(service: str) -> str | None:
+            """The service's container once there is only one (a recreated container and its successor overlap
+            for a moment). Listed by label: `compose ps` inspects each container and fails on one just removed."""
+            labels = [
+                f"label=com.docker.compose.{key}" for key in (f"project={project.slug}-dev", f"service={service}")
+            ]
+            filters = [arg for label in labels for arg in ("--filter", label)]
+            ids = run(["docker", "ps", "-a", "-q", "--no-trunc", *filters], check=False).stdout.split()
+            return ids[0] if len(ids) == 1 else None
+
+        started = time.monotonic()
+        with log.open("w") as output:
+            watcher = subprocess.Popen(
+                project.command(WATCH, "watch"),
+                cwd=project.path,
+                env=project.env(WATCH),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            poll(
+                lambda: "Watch enabled" in log.read_text(errors="replace") or watcher.poll() is not None,
+                TIMEOUT + 900,
+                interval=2,
+                what="docker compose watch to build, start the stack and watch",
+            )
+            assert watcher.poll() is None, (
+                f"compose watch exited {watcher.returncode}:\n{log.read_text(errors='replace')[-3000:]}"
+            )
+            poll(lambda: requests.get(base + "/healthz", timeout=5).ok, TIMEOUT, what="the app to answer")
+            print(f"\n[e2e] {project.slug}: watching {time.monotonic() - started:.0f}s after compose watch started")
+            for service in services:
+                before[service] = project.inspect(project.container(WATCH, service))
+                mounts = {(mount["Type"], mount["Destination"]) for mount in before[service]["Mounts"]}
+                assert mounts == {("volume", "/srv/media")}, f"{service} should not mount the source: {mounts}"
+            assert not in_app("python", "-c", "import itsdangerous"), "the dependency this test adds is there already"
+
+            # A saved file is copied into the running containers; the secrets file, saved first, is not.
+            secrets.write_text(originals[secrets] + "# saved while compose watch runs\n")
+            marker = "def healthz(request: HttpRequest) -> JsonResponse:\n    return JsonResponse({"
+            assert marker in originals[health]
+            health.write_text(originals[health].replace(marker, marker + '"synced": True, '))
+            saved = time.monotonic()
+            poll(
+                lambda: requests.get(base + "/healthz", timeout=5).json().get("synced"),
+                60,
+                what="the app to serve the synced health.py",
+            )
+            print(f"[e2e] {project.slug}: a saved file was served {time.monotonic() - saved:.1f}s later")
+            app = project.inspect(project.container(WATCH, "app"))
+            assert (app["Id"], app["State"]["StartedAt"]) == (
+                before["app"]["Id"],
+                before["app"]["State"]["StartedAt"],
+            ), "the app was restarted: runserver should reload the synced file by itself"
+            leaked = project.compose(WATCH, "exec", "-T", "app", "ls", "-A", "/app/.envs", check=False).stdout
+            assert "prod.env\n" not in leaked, f".envs/prod.env was copied into the container: {leaked}"
+            if self.with_celery:
+                # Celery does not reload: sync+restart copies the file in, then restarts the worker.
+                synced_file = f"/app/{project.slug}/health.py"
+                poll(
+                    lambda: in_app("grep", "-q", "synced", synced_file, service="worker"), 60, what="the worker's copy"
+                )
+                poll(
+                    lambda: (
+                        (state := project.inspect(before["worker"]["Id"])["State"])["Running"]
+                        and state["StartedAt"] != before["worker"]["State"]["StartedAt"]
+                    ),
+                    60,
+                    what="compose watch to restart the worker",
+                )
+
+            # A new dependency: uv updates pyproject.toml and uv.lock, compose watch rebuilds the image.
+            interpreter = python_interpreter(self.options["python_version"])
+            run(
+                [tool("uv"), "add", "--no-sync", "--python", interpreter, "itsdangerous==2.2.0"],
+                cwd=project.path,
+                env=clean_env(),
+                timeout=300,
+            )
+            added = time.monotonic()
+
+            app = project.inspect(
+                poll(
+                    lambda: (new := the_one("app")) != before["app"]["Id"] and new,
+                    TIMEOUT + 600,
+                    interval=2,
+                    what="compose watch to rebuild the image and recreate the app",
+                )
+            )
+            print(f"[e2e] {project.slug}: app rebuilt and recreated {time.monotonic() - added:.0f}s after `uv add`")
+            assert app["Image"] != before["app"]["Image"]
+            assert project.exit_code(app["Image"], "python", "-c", "import itsdangerous") == 0
+
+            database = project.inspect(poll(lambda: the_one("db"), 60, what="one db container"))
+            if engine_is_podman() and database["State"]["Status"] == "created":
+                pytest.xfail(
+                    "Podman 4.3's Docker API names a container's network by name where Compose expects its ID, so "
+                    "Compose sees every running container as changed: the rebuild recreated db too, then started "
+                    "only the rebuilt services, and the app waits for a database that never starts. The sync and "
+                    "the rebuild passed; on Docker Engine the database is left running and the app serves again."
+                )
+            poll(
+                lambda: requests.get(base + "/healthz", timeout=5).json().get("synced"),
+                TIMEOUT,
+                what="the rebuilt app to answer",
+            )
+            assert in_app("python", "-c", "import itsdangerous")
+        finally:
+            if watcher.poll() is None:
+                watcher.send_signal(signal.SIGINT)
+                try:
+                    watcher.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    watcher.kill()
+                    watcher.wait()
+            print(log.read_text(errors="replace")[-3000:])
+            print(project.logs(WATCH)[-3000:])
+            project.compose(WATCH, "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
+            # The images the rebuild replaced are untagged now, which `--rmi local` leaves behind.
+            old = [state["Image"] for state in before.values()]
+            if old:
+                run(["docker", "rmi", "-f", *old], check=False)
+            for path, text in originals.items():
+                path.write_text(text)
 
     def test_3a_live_pages_and_readiness_through_nginx(self, project, live):
         try:
