@@ -351,6 +351,11 @@ class StackChecks:
                 mounts = {(mount["Type"], mount["Destination"]) for mount in before[service]["Mounts"]}
                 assert mounts == {("volume", "/srv/media")}, f"{service} should not mount the source: {mounts}"
             assert not in_app("python", "-c", "import itsdangerous"), "the dependency this test adds is there already"
+            # The image's source belongs to the app's user (CODE_OWNER), so Compose, which deletes as that user,
+            # can delete and rename synced files.
+            ids = project.compose(WATCH, "exec", "-T", "app", "sh", "-c", "echo $(id -u):$(id -g)").stdout.strip()
+            owner = project.compose(WATCH, "exec", "-T", "app", "stat", "-c", "%u:%g", "/app/manage.py").stdout
+            assert owner.strip() == ids, f"/app/manage.py belongs to {owner.strip()}, the app runs as {ids}"
 
             # A saved file is copied into the running containers; the secrets file, saved first, is not.
             secrets.write_text(originals[secrets] + "# saved while compose watch runs\n")
@@ -569,6 +574,9 @@ class StackChecks:
         for service in services:
             uid = project.live("exec", "-T", service, "id", "-u").stdout.strip()
             assert uid not in ("", "0"), f"{service} runs as root"
+        # Root owns the live image's code: the app can read it, not change it.
+        owner = project.live("exec", "-T", "app", "stat", "-c", "%u:%g", "/app/manage.py", "/opt/venv/bin/gunicorn")
+        assert owner.stdout.split() == ["0:0", "0:0"], owner.stdout
 
     def test_3d_static_and_media_are_served_while_the_app_is_down(self, project, live):
         project.live("stop", "app")
