@@ -282,6 +282,11 @@ class StackChecks:
             # The production nginx image was built and runs in development too.
             behind_nginx = requests.get(f"http://127.0.0.1:{project.ports['NGINX_PORT']}/", timeout=30)
             assert behind_nginx.status_code == 200 and "It works" in behind_nginx.text
+            # `make test`: the project's own suite in the development image, which has the dev tools. Read the
+            # summary line: Podman reports exit code 0 for `compose run --rm` whatever pytest returned.
+            tests = run(["make", "test"], cwd=project.path, env=project.env(compose), timeout=900, check=False)
+            summary = r"^=+ \d+ passed(, \d+ (skipped|warnings?|deselected))* in [\d.]+s"  # no failed, no errors
+            assert re.search(summary, tests.stdout, re.M), tests.stdout[-3000:] + tests.stderr
 
             app = project.container(compose, "app")
             started_at = project.inspect(app)["State"]["StartedAt"]
