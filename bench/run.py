@@ -1092,19 +1092,20 @@ def table(results: dict) -> tuple[list[list[str]], list[dict]]:
         goals.append({"goal": name, "met": met, "detail": text})
         return f"{text} {'**met**' if met else '**not met**'}"
 
+    def row(label: str, figure: dict, note: str = "", digits: int = 1) -> None:
+        """A figure measured for both: ours, baseline, their ratio, and the goal or a note."""
+        ours, baseline = figure["ours"], figure["baseline"]
+        rows.append([label, fmt(ours, digits), fmt(baseline, digits), ratio(ours, baseline), note])
+
     app, static = f["size_app_mb"], f["size_static_mb"]
-    rows.append(
-        [
-            "applayer image (MB)",
-            fmt(app["ours"]),
-            fmt(app["baseline"]),
-            ratio(app["ours"], app["baseline"]),
-            goal(
-                "applayer <= floor + 10%",
-                app["over_floor_pct"] <= 10,
-                f"floor {fmt(app['floor'])}: +{fmt(app['over_floor_pct'])}% (≤ 10%)",
-            ),
-        ]
+    row(
+        "applayer image (MB)",
+        app,
+        goal(
+            "applayer <= floor + 10%",
+            app["over_floor_pct"] <= 10,
+            f"floor {fmt(app['floor'])}: +{fmt(app['over_floor_pct'])}% (≤ 10%)",
+        ),
     )
     rows.append(
         [
@@ -1119,156 +1120,58 @@ def table(results: dict) -> tuple[list[list[str]], list[dict]]:
             ),
         ]
     )
-    total = f["size_total_mb"]
-    rows.append(
-        ["both images (MB)", fmt(total["ours"]), fmt(total["baseline"]), ratio(total["ours"], total["baseline"]), ""]
-    )
-    added = f["size_added_mb"]
-    rows.append(
-        [
-            "applayer minus its base image (MB)",
-            fmt(added["ours"]),
-            fmt(added["baseline"]),
-            ratio(added["ours"], added["baseline"]),
-            "what each Dockerfile adds to python:X(-slim)",
-        ]
-    )
+    row("both images (MB)", f["size_total_mb"])
+    row("applayer minus its base image (MB)", f["size_added_mb"], "what each Dockerfile adds to python:X(-slim)")
     cold, code, deps = f["build_cold_s"], f["rebuild_code_s"], f["rebuild_deps_s"]
     empty = f["build_empty_cache_s"]
-    rows.append(
-        [
-            "cold build, --no-cache (s)",
-            fmt(cold["ours"]),
-            fmt(cold["baseline"]),
-            ratio(cold["ours"], cold["baseline"]),
-            "ours: uv download cache warm",
-        ]
+    row("cold build, --no-cache (s)", cold, "ours: uv download cache warm")
+    row("cold build, --no-cache, empty uv cache (s)", empty, "a machine's first build")
+    row(
+        "rebuild after a one-line .py change (s)",
+        code,
+        goal(
+            "code rebuild <= 10% of cold",
+            code["ours"] <= 0.1 * cold["ours"],
+            f"{100 * code['ours'] / cold['ours']:.0f}% of cold (≤ 10%); "
+            f"{100 * code['ours'] / empty['ours']:.0f}% of the empty-cache cold build",
+        ),
     )
-    rows.append(
-        [
-            "cold build, --no-cache, empty uv cache (s)",
-            fmt(empty["ours"]),
-            fmt(empty["baseline"]),
-            ratio(empty["ours"], empty["baseline"]),
-            "a machine's first build",
-        ]
+    installed = deps["ours_detail"]["venv_matches_lock"]
+    row(
+        f"rebuild after adding {deps['package']} (s)",
+        deps,
+        f"{100 * deps['ours'] / cold['ours']:.0f}% of cold"
+        + (
+            ""
+            if installed["matches"]
+            else goal(
+                "dependency rebuild installs the new package",
+                False,
+                "; STALE: the image lacks "
+                + ", ".join(installed["missing"])
+                + " (the uv sync layer came from the cache)",
+            )
+        ),
     )
-    rows.append(
-        [
-            "rebuild after a one-line .py change (s)",
-            fmt(code["ours"]),
-            fmt(code["baseline"]),
-            ratio(code["ours"], code["baseline"]),
-            goal(
-                "code rebuild <= 10% of cold",
-                code["ours"] <= 0.1 * cold["ours"],
-                f"{100 * code['ours'] / cold['ours']:.0f}% of cold (≤ 10%); "
-                f"{100 * code['ours'] / empty['ours']:.0f}% of the empty-cache cold build",
-            ),
-        ]
-    )
-    rows.append(
-        [
-            f"rebuild after adding {deps['package']} (s)",
-            fmt(deps["ours"]),
-            fmt(deps["baseline"]),
-            ratio(deps["ours"], deps["baseline"]),
-            f"{100 * deps['ours'] / cold['ours']:.0f}% of cold"
-            + (
-                ""
-                if deps["ours_detail"]["venv_matches_lock"]["matches"]
-                else goal(
-                    "dependency rebuild installs the new package",
-                    False,
-                    "; STALE: the image lacks "
-                    + ", ".join(deps["ours_detail"]["venv_matches_lock"]["missing"])
-                    + " (the uv sync layer came from the cache)",
-                )
-            ),
-        ]
-    )
-    first = f["first_200_s"]
-    rows.append(
-        [
-            "`up -d` to first 200 from /healthz (s)",
-            fmt(first["ours"]),
-            fmt(first["baseline"]),
-            ratio(first["ours"], first["baseline"]),
-            "ours through nginx",
-        ]
-    )
+    row("`up -d` to first 200 from /healthz (s)", f["first_200_s"], "ours through nginx")
     srps, sp99 = f["static_rps"], f["static_p99_ms"]
-    rows.append(
-        [
-            "static file, throughput (req/s)",
-            fmt(srps["ours"], 0),
-            fmt(srps["baseline"], 0),
-            ratio(srps["ours"], srps["baseline"]),
-            goal(
-                "static >= 0.9x bare nginx",
-                srps["ours"] >= 0.9 * srps["ceiling"],
-                f"bare nginx {fmt(srps['ceiling'], 0)}: {srps['ours'] / srps['ceiling']:.2f}x (≥ 0.9x)",
-            ),
-        ]
+    row(
+        "static file, throughput (req/s)",
+        srps,
+        goal(
+            "static >= 0.9x bare nginx",
+            srps["ours"] >= 0.9 * srps["ceiling"],
+            f"bare nginx {fmt(srps['ceiling'], 0)}: {srps['ours'] / srps['ceiling']:.2f}x (≥ 0.9x)",
+        ),
+        digits=0,
     )
-    rows.append(
-        [
-            "static file, p99 latency (ms)",
-            fmt(sp99["ours"], 2),
-            fmt(sp99["baseline"], 2),
-            ratio(sp99["ours"], sp99["baseline"]),
-            f"bare nginx {fmt(sp99['ceiling'], 2)}",
-        ]
-    )
-    hrps, hp99 = f["home_rps"], f["home_p99_ms"]
-    rows.append(
-        [
-            "home page, throughput (req/s)",
-            fmt(hrps["ours"], 0),
-            fmt(hrps["baseline"], 0),
-            ratio(hrps["ours"], hrps["baseline"]),
-            "2 DB queries + template",
-        ]
-    )
-    rows.append(
-        [
-            "home page, p99 latency (ms)",
-            fmt(hp99["ours"], 1),
-            fmt(hp99["baseline"], 1),
-            ratio(hp99["ours"], hp99["baseline"]),
-            "",
-        ]
-    )
-    idle, load = f["rss_idle_mb"], f["rss_load_mb"]
+    row("static file, p99 latency (ms)", sp99, f"bare nginx {fmt(sp99['ceiling'], 2)}", digits=2)
+    row("home page, throughput (req/s)", f["home_rps"], "2 DB queries + template", digits=0)
+    row("home page, p99 latency (ms)", f["home_p99_ms"])
     workers = f["gunicorn_workers"]["ours"]
-    rows.append(
-        [
-            "app RSS at idle (MB)",
-            fmt(idle["ours"]),
-            fmt(idle["baseline"]),
-            ratio(idle["ours"], idle["baseline"]),
-            f"{workers} gunicorn workers + master vs runserver",
-        ]
-    )
-    rows.append(
-        [
-            "app RSS under the home-page load (MB, peak)",
-            fmt(load["ours"]),
-            fmt(load["baseline"]),
-            ratio(load["ours"], load["baseline"]),
-            "",
-        ]
-    )
-    bake_ = f["bake_s"]
-    rows.append(
-        [
-            "bake, median of runs (s)",
-            fmt(bake_["ours"], 2),
-            fmt(bake_["baseline"], 2),
-            ratio(bake_["ours"], bake_["baseline"]),
-            "baseline: a one-file template",
-        ]
-    )
+    row("app RSS at idle (MB)", f["rss_idle_mb"], f"{workers} gunicorn workers + master vs runserver")
+    row("app RSS under the home-page load (MB, peak)", f["rss_load_mb"])
+    row("bake, median of runs (s)", f["bake_s"], "baseline: a one-file template", digits=2)
     return rows, goals
 
 
