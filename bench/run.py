@@ -61,6 +61,7 @@ BASELINE_PROJECT = "bench-baseline"
 CEILING_CONTAINER = "bench-ceiling"
 EXTRA_PACKAGE = "itsdangerous==2.2.0"  # the dependency change: small, pure Python, not in the lock yet
 STACK_TIMEOUT = 300
+MANIFEST = "/app/staticfiles/staticfiles.json"  # in the applayer: collectstatic's map to the hashed names
 
 
 def log(message: str) -> None:
@@ -264,20 +265,7 @@ def venv_matches_lock(image: str, requirements: str) -> dict:
     stale cached layer shows up here."""
     from packaging.markers import Marker  # installed with matplotlib
 
-    python = run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--entrypoint",
-            "python",
-            image,
-            "-c",
-            "import platform; print(platform.python_version())",
-        ]
-    ).stdout.strip()
+    python = in_image(image, "python", "-c", "import platform; print(platform.python_version())").strip()
     where = {
         "sys_platform": "linux",
         "platform_system": "Linux",
@@ -293,20 +281,7 @@ def venv_matches_lock(image: str, requirements: str) -> dict:
         if m.group(3) and not Marker(m.group(3)).evaluate(where):
             continue
         expected.add(f"{normalize(m.group(1))}=={m.group(2)}")
-    listing = run(
-        [
-            "docker",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--entrypoint",
-            "sh",
-            image,
-            "-c",
-            "ls -d /opt/venv/lib/python*/site-packages/*.dist-info | xargs -n1 basename",
-        ]
-    ).stdout.split()
+    listing = sh_in_image(image, "ls -d /opt/venv/lib/python*/site-packages/*.dist-info | xargs -n1 basename").split()
     found = set()
     for entry in listing:
         name, _, version = entry.removesuffix(".dist-info").rpartition("-")
@@ -318,10 +293,15 @@ def image_size(ref: str) -> int:
     return int(run(["docker", "image", "inspect", ref, "--format", "{{.Size}}"]).stdout.strip())
 
 
-def sh_in_image(image: str, script: str, user: str = "0") -> str:
+def in_image(image: str, program: str, *args: str, user: str = "0") -> str:
+    """The output of one program run in a throwaway container of the image, without network."""
     return run(
-        ["docker", "run", "--rm", "--network", "none", "--user", user, "--entrypoint", "sh", image, "-c", script]
+        ["docker", "run", "--rm", "--network", "none", "--user", user, "--entrypoint", program, image, *args]
     ).stdout
+
+
+def sh_in_image(image: str, script: str, user: str = "0") -> str:
+    return in_image(image, "sh", "-c", script, user=user)
 
 
 def key_values(text: str) -> dict[str, str]:
@@ -676,21 +656,7 @@ class Bench:
             views = root / self.slug / "views.py"
             views.write_text(views.read_text() + "# bench: a one-line change\n")
         ours = self.build_ours("after a code change", no_cache=False)
-        edited = run(
-            [
-                "docker",
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                "--entrypoint",
-                "tail",
-                IMAGES["app"],
-                "-n",
-                "1",
-                f"/app/{self.slug}/views.py",
-            ]
-        ).stdout
+        edited = in_image(IMAGES["app"], "tail", "-n", "1", f"/app/{self.slug}/views.py")
         ours["change_in_image"] = "bench: a one-line change" in edited
         naive = self.build_naive("after a code change", no_cache=False)
         figures["rebuild_code_s"] = {
@@ -776,21 +742,7 @@ class Bench:
         """,
             )
         )
-        code = context_bytes(self.project) + len(
-            run(
-                [
-                    "docker",
-                    "run",
-                    "--rm",
-                    "--network",
-                    "none",
-                    "--entrypoint",
-                    "cat",
-                    IMAGES["app"],
-                    "/app/staticfiles/staticfiles.json",
-                ]
-            ).stdout.encode()
-        )
+        code = context_bytes(self.project) + len(in_image(IMAGES["app"], "cat", MANIFEST).encode())
         app_floor = bases["app"] + int(app["venv"]) + code
         static_floor = bases["static"] + int(static["static"])
         self.results["sizes"] = {
@@ -961,21 +913,7 @@ class Bench:
             NGINX_PORT=f"127.0.0.1:{port}",
         )
         # ours: the hashed name of the admin's base.css, as the pages link it
-        manifest = json.loads(
-            run(
-                [
-                    "docker",
-                    "run",
-                    "--rm",
-                    "--network",
-                    "none",
-                    "--entrypoint",
-                    "cat",
-                    IMAGES["app"],
-                    "/app/staticfiles/staticfiles.json",
-                ]
-            ).stdout
-        )
+        manifest = json.loads(in_image(IMAGES["app"], "cat", MANIFEST))
         hashed = manifest["paths"]["admin/css/base.css"]
         ceiling_url = self.start_ceiling(hashed, headers)
         try:
