@@ -83,8 +83,13 @@ def compose_healthcheck_commands(project: Path) -> list[str]:
     for name in ("compose.yaml", "compose.prod.yaml"):
         for service in yaml.safe_load((project / name).read_text())["services"].values():
             test = service.get("healthcheck", {}).get("test")
-            if test:
-                assert test[0] == "CMD-SHELL", f"{name}: use CMD-SHELL healthchecks (they work on every engine)"
+            if not test:
+                continue
+            assert test[0] in ("CMD", "CMD-SHELL"), f"{name}: healthcheck {test!r}"
+            if test[0] == "CMD-SHELL":
+                # A shell only where the command needs one (variables, substitution, a pipe): the exec form
+                # starts no shell and cannot be mis-quoted.
+                assert re.search(r"[$|]", test[1]), f"{name}: {test[1]!r} needs no shell: use the CMD form"
                 # Compose turns $$ into $ before the shell sees the command.
                 commands.append(test[1].replace("$$", "$"))
     return commands

@@ -298,6 +298,11 @@ def test_podman_kube_play_starts_the_app_database_and_nginx(cookies, tmp_path):
         with engine_lock():
             for target, image in (("applayer", images["app"]), ("staticlayer", images["nginx"])):
                 run(["docker", "build", "-q", "--target", target, "-t", image, "."], cwd=project, timeout=1200)
+            # Podman keeps images of its own: hand it the ones Docker built, and the database's.
+            saved = tmp_path / "images.tar"
+            run(["docker", "save", "-o", str(saved), *images.values(), postgres_image], timeout=600)
+            run(["podman", "load", "-i", str(saved)], timeout=600)
+            saved.unlink()
             # The official image's postgres user is 999; a local stand-in may use another uid.
             uid = run(["podman", "run", "--rm", "--entrypoint", "id", postgres_image, "-u", "postgres"]).stdout
             manifest.write_text(yaml.safe_dump(smoke_pod(docs, name, images, int(uid), tmp_path / "volumes")))
@@ -334,4 +339,5 @@ def test_podman_kube_play_starts_the_app_database_and_nginx(cookies, tmp_path):
         with engine_lock():
             if manifest.exists():
                 subprocess.run(["podman", "kube", "down", str(manifest)], capture_output=True, timeout=300)
-            subprocess.run(["podman", "rmi", *images.values()], capture_output=True, timeout=300)
+            subprocess.run(["podman", "rmi", *images.values(), postgres_image], capture_output=True, timeout=300)
+            subprocess.run(["docker", "rmi", *images.values()], capture_output=True, timeout=300)
