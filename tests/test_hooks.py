@@ -5,6 +5,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -187,6 +188,22 @@ def test_without_a_store_celery_defaults_to_no(tmp_path):
     assert not (tmp_path / "plain" / "config/celery.py").exists()
     defaults = cookiecutter_cli(tmp_path, "project_name=With Store")
     assert defaults.returncode == 0 and (tmp_path / "with_store" / "config/celery.py").exists()
+
+
+def test_prod_env_is_created_owner_only(tmp_path):
+    """Created with mode 0600, so its secrets are never readable by others, not even for a moment between
+    the write and a chmod: the system calls that create it show the mode it was created with."""
+    strace = shutil.which("strace")
+    require(strace is not None, "strace is not installed: cannot watch how .envs/prod.env is created")
+    trace = tmp_path / "trace"
+    command = [tool("cookiecutter"), "--no-input", str(TEMPLATE), "--output-dir", str(tmp_path / "out")]
+    run([strace, "-f", "-qq", "-e", "trace=open,openat,creat", "-o", str(trace), *command], env=clean_env())
+    creations = [line for line in trace.read_text().splitlines() if '/.envs/prod.env"' in line and "O_CREAT" in line]
+    assert creations, "prod.env was not created with open(O_CREAT)"
+    for line in creations:
+        mode = int(re.search(r"O_CREAT[^)]*, (0[0-7]+)\)", line).group(1), 8)
+        assert mode & 0o077 == 0, f"created readable by others: {line}"
+    assert (tmp_path / "out/my_django_project/.envs/prod.env").stat().st_mode & 0o777 == 0o600
 
 
 def test_baking_needs_no_network(tmp_path):
