@@ -4,6 +4,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -167,6 +168,40 @@ def test_makefile_docker_targets_work_on_a_fresh_bake(cookies):
             down = ["docker", "compose", *files, "down", "-v", "--rmi", "local", "--timeout", "5"]
             run(down, cwd=project, env=live_env, check=False)
         run(["docker", "rmi", "make_targets-app:make", "make_targets-static:make"], check=False)
+
+
+def test_the_readme_bakes_its_first_project_beside_the_checkout_not_inside_it(tmp_path):
+    """The README's first command, run in a copy of the checkout up to `docker compose up` (tests/test_e2e.py
+    runs the stacks): the project lands next to the checkout, which stays as it was."""
+    block = re.search(r"```sh\n(.*?)```", (TEMPLATE / "README.md").read_text(), re.S).group(1)
+    command = block.splitlines()[0].split("  #")[0].split(" && docker compose up")[0]
+    checkout = tmp_path / "template"
+    shutil.copytree(TEMPLATE, checkout, ignore=shutil.ignore_patterns(".git", ".venv", "*cache*", "bench"))
+    before = sorted(path.name for path in checkout.iterdir())
+    env = clean_env(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    where = run(["bash", "-c", f"set -e; {command}; pwd"], cwd=checkout, env=env, timeout=300).stdout
+    assert where.splitlines()[-1] == str(tmp_path / "my_django_project")
+    assert (tmp_path / "my_django_project" / "manage.py").is_file()
+    assert sorted(path.name for path in checkout.iterdir()) == before, "the bake left files in the checkout"
+
+
+def test_the_readmes_advice_builds_with_your_uid_and_gid_in_any_shell(cookies, tmp_path):
+    """`export UID GID` exported no GID in bash. The advice both READMEs give, run by bash and by sh with a
+    stand-in `docker` that prints what Compose would receive."""
+    project = bake(cookies, project_name="Ids")
+    advice = r"`([^`\n]*\$\(id -g\)[^`\n]*docker compose up[^`\n]*)`"
+    commands = re.findall(advice, (project / "README.md").read_text())
+    assert commands, "the baked README gives no command that passes your ids"
+    assert commands[0] in re.findall(advice, (TEMPLATE / "README.md").read_text()), "the FAQ says otherwise"
+    stand_in = tmp_path / "bin" / "docker"
+    stand_in.parent.mkdir()
+    stand_in.write_text('#!/bin/sh\necho "UID=$UID GID=$GID"\n')
+    stand_in.chmod(0o755)
+    env = {k: v for k, v in clean_env().items() if k not in ("UID", "GID")}
+    env["PATH"] = f"{stand_in.parent}{os.pathsep}{env['PATH']}"
+    for shell in ("bash", "sh"):
+        shown = run([shell, "-c", commands[0]], cwd=project, env=env).stdout.strip()
+        assert shown == f"UID={os.getuid()} GID={os.getgid()}", (shell, commands[0], shown)
 
 
 def test_dependency_updates_are_configured_for_the_chosen_ci(cookies):
