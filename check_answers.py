@@ -12,8 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from cookiecutter.utils import simple_filter
-from jinja2 import Environment
+from cookiecutter.utils import create_env_with_context, simple_filter
 
 PROJECT = Path(__file__).resolve().parent / "{{cookiecutter.project_slug}}"
 CHOICES = {
@@ -60,7 +59,9 @@ def locked_packages(answers: dict[str, str]) -> list[str]:
 
 def installed_apps(answers: dict[str, str]) -> list[str]:
     """INSTALLED_APPS of the settings these answers bake (every string assigned or added to it)."""
-    settings = Environment(keep_trailing_newline=True).from_string((PROJECT / "config/settings.py").read_text())
+    # Rendered as cookiecutter renders the project's files (same environment, filters and strictness).
+    environment = create_env_with_context({"cookiecutter": answers})
+    settings = environment.from_string((PROJECT / "config/settings.py").read_text())
     apps = []
     for node in ast.walk(ast.parse(settings.render(cookiecutter=answers))):
         if isinstance(node, (ast.Assign, ast.AugAssign)):
