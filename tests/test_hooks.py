@@ -190,20 +190,35 @@ def test_without_a_store_celery_defaults_to_no(tmp_path):
     assert defaults.returncode == 0 and (tmp_path / "with_store" / "config/celery.py").exists()
 
 
-def test_prod_env_is_created_owner_only(tmp_path):
-    """Created with mode 0600, so its secrets are never readable by others, not even for a moment between
-    the write and a chmod: the system calls that create it show the mode it was created with."""
+def test_generated_env_files_are_created_owner_only(tmp_path):
+    """Created with mode 0600, so their secrets are never readable by others, not even for a moment between
+    the write and a chmod: the system calls that create them show the mode they were created with."""
     strace = shutil.which("strace")
     require(strace is not None, "strace is not installed: cannot watch how .envs/prod.env is created")
     trace = tmp_path / "trace"
     command = [tool("cookiecutter"), "--no-input", str(TEMPLATE), "--output-dir", str(tmp_path / "out")]
     run([strace, "-f", "-qq", "-e", "trace=open,openat,creat", "-o", str(trace), *command], env=clean_env())
-    creations = [line for line in trace.read_text().splitlines() if '/.envs/prod.env"' in line and "O_CREAT" in line]
-    assert creations, "prod.env was not created with open(O_CREAT)"
+    creations = [line for line in trace.read_text().splitlines() if re.search(r'/\.envs/[^/"]+\.env", O_\w*', line)]
+    # dev.env is the committed development file, without secrets; the others are git-ignored secrets.
+    creations = [line for line in creations if "O_CREAT" in line and '/.envs/dev.env"' not in line]
+    assert any('/.envs/prod.env"' in line for line in creations), "prod.env was not created with open(O_CREAT)"
     for line in creations:
         mode = int(re.search(r"O_CREAT[^)]*, (0[0-7]+)\)", line).group(1), 8)
         assert mode & 0o077 == 0, f"created readable by others: {line}"
-    assert (tmp_path / "out/my_django_project/.envs/prod.env").stat().st_mode & 0o777 == 0o600
+    for env in set((tmp_path / "out/my_django_project/.envs").glob("*.env")) - {
+        tmp_path / "out/my_django_project/.envs/dev.env"
+    }:
+        assert env.stat().st_mode & 0o777 == 0o600, env.name
+
+
+def test_baked_files_take_the_normalised_domain():
+    """Template files must use __domain_name (trimmed, lower-cased), never the raw answer."""
+    raw = [
+        str(path.relative_to(TEMPLATE))
+        for path in (TEMPLATE / "{{cookiecutter.project_slug}}").rglob("*")
+        if path.is_file() and "cookiecutter.domain_name" in path.read_text(errors="ignore")
+    ]
+    assert raw == [], "use cookiecutter.__domain_name in these files"
 
 
 def test_baking_needs_no_network(tmp_path):
