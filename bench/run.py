@@ -639,13 +639,18 @@ class Bench:
 
     def rebuilds(self) -> None:
         figures = self.results["figures"]
+        # BuildKit's cache is content-addressed and outlives a run: a change made the same way by an earlier run
+        # would come back from its cache. Every change names this run, so each rebuild really builds.
+        stamp = f"bench run {os.getpid()}-{time.time_ns()}"
         # A one-line change in a Python file.
         for root in (self.project, self.naive):
             views = root / self.slug / "views.py"
-            views.write_text(views.read_text() + "# bench: a one-line change\n")
+            views.write_text(views.read_text() + f"# {stamp}: a one-line change\n")
         ours = self.build_ours("after a code change")
         edited = in_image(IMAGES["app"], "tail", "-n", "1", f"/app/{self.slug}/views.py")
-        ours["change_in_image"] = "bench: a one-line change" in edited
+        ours["change_in_image"] = stamp in edited
+        if not ours["change_in_image"]:
+            raise BenchError("the rebuilt applayer lacks the code change")
         naive = self.build_naive("after a code change", no_cache=False)
         figures["rebuild_code_s"] = {
             "ours": ours["seconds"],
@@ -659,12 +664,14 @@ class Bench:
         new = re.sub(r"(dependencies = \[\n)", rf'\1    "{EXTRA_PACKAGE}",\n', text, count=1)
         if new == text:
             raise BenchError("could not add a dependency to pyproject.toml")
-        pyproject.write_text(new)
+        pyproject.write_text(f"{new}# {stamp}\n")
         run([self.uv, "lock", "--quiet"], cwd=self.project, env=clean_env(), timeout=300)
         for name in ("pyproject.toml", "uv.lock"):
             shutil.copy(self.project / name, self.naive / name)
         self.export_requirements()
         ours = self.build_ours("after a dependency change")
+        if not ours["applayer"]["uv"].get("installed"):
+            raise BenchError("uv sync did not run after the dependency change")
         naive = self.build_naive("after a dependency change", no_cache=False)
         figures["rebuild_deps_s"] = {
             "ours": ours["seconds"],
