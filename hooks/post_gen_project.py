@@ -11,7 +11,7 @@ from pathlib import Path
 SLUG = "{{ cookiecutter.project_slug }}"
 PYTHON = "{{ cookiecutter.python_version }}"
 DJANGO = "{{ cookiecutter.django_version }}"
-USE_REDIS = "{{ cookiecutter.use_redis }}" == "y"
+USE_STORE = "{{ cookiecutter.key_value_store }}" != "none"  # valkey or redis
 USE_CELERY = "{{ cookiecutter.use_celery }}" == "y"
 CI = "{{ cookiecutter.ci }}"
 KUBERNETES = "{{ cookiecutter.deploy_target }}" == "compose+kubernetes"
@@ -24,7 +24,7 @@ SECRET_ALPHABET = string.ascii_letters + string.digits + "-_"
 # Files that exist only for an option; removed when it is off.
 OPTIONAL_FILES = {
     "celery": ["config/celery.py", f"{SLUG}/tasks.py", "tests/test_tasks.py", "k8s/base/worker-deployment.yaml"],
-    "redis": [f"k8s/base/redis-{kind}.yaml" for kind in ("statefulset", "service", "network-policy")],
+    "store": [f"k8s/base/store-{kind}.yaml" for kind in ("statefulset", "service", "network-policy")],
     "kubernetes": ["k8s"],
     "github": [".github"],
     "gitlab": [".gitlab-ci.yml", "renovate.json"],
@@ -51,7 +51,7 @@ def write_production_env(project: Path) -> None:
         "<SECRET_KEY>": generate_secret(64),
         "<POSTGRES_PASSWORD>": generate_secret(32),
     }
-    if USE_REDIS:
+    if USE_STORE:
         generated["<REDIS_PASSWORD>"] = generate_secret(32)
     lines = (project / ".envs/prod.env.example").read_text().splitlines(keepends=True)
     while lines and lines[0].startswith("#"):  # the example's own introduction
@@ -69,8 +69,9 @@ def write_production_env(project: Path) -> None:
 
 
 def install_lock_file(project: Path) -> None:
-    """The template ships one uv.lock per combination of Python, Django and services."""
-    services = "celery" if USE_CELERY else "redis" if USE_REDIS else "base"
+    """The template ships one uv.lock per combination of Python, Django and services (Valkey and Redis
+    share one: both use redis-py)."""
+    services = "celery" if USE_CELERY else "store" if USE_STORE else "base"
     locks = project / ".locks"
     chosen = locks / f"py{PYTHON}-django{DJANGO}-{services}.lock"
     if not chosen.exists():
@@ -83,8 +84,8 @@ def install_lock_file(project: Path) -> None:
 
 def prune(project: Path) -> None:
     off = []
-    if not USE_REDIS:
-        off.append("redis")
+    if not USE_STORE:
+        off.append("store")
     if not KUBERNETES:
         off.append("kubernetes")
     if not USE_CELERY:

@@ -19,16 +19,16 @@ ANSWERS = {
     "python_version": {{ cookiecutter.python_version | tojson }},
     "django_version": {{ cookiecutter.django_version | tojson }},
     "postgres_version": {{ cookiecutter.postgres_version | tojson }},
-    "use_redis": {{ cookiecutter.use_redis | tojson }},
+    "key_value_store": {{ cookiecutter.key_value_store | tojson }},
     "use_celery": {{ cookiecutter.use_celery | tojson }},
     "ci": {{ cookiecutter.ci | tojson }},
     "deploy_target": {{ cookiecutter.deploy_target | tojson }},
 }
 CHOICES = {
-    "python_version": ["3.13", "3.12"],
+    "python_version": ["3.14", "3.13", "3.12", "3.15"],
     "django_version": ["5.2", "6.1"],
-    "postgres_version": ["17", "16", "15"],
-    "use_redis": ["y", "n"],
+    "postgres_version": ["18", "17", "16", "15"],
+    "key_value_store": ["valkey", "redis", "none"],
     "use_celery": ["y", "n"],
     "ci": ["github", "gitlab", "none"],
     "deploy_target": ["compose", "compose+kubernetes"],
@@ -36,7 +36,7 @@ CHOICES = {
 # Names the baked project imports or uses as a top-level folder: a package with one of these
 # names would shadow it (import django -> your app).
 TAKEN = {
-    "django", "celery", "kombu", "redis", "gunicorn", "psycopg2", "dj_database_url", "pytest",
+    "django", "celery", "kombu", "redis", "valkey", "gunicorn", "psycopg2", "dj_database_url", "pytest",
     "pytest_django", "config", "test", "tests", "manage", "wait_entrypoint", "nginx", "media",
     "static", "staticfiles", "templates", "site", "app",
 }
@@ -82,8 +82,16 @@ def problems(answers: dict[str, str]) -> list[str]:
     for key, allowed in CHOICES.items():
         if answers[key] not in allowed:
             found.append(f"{key} {answers[key]!r} is not one of {', '.join(allowed)}: pick one of those.")
-    if answers["use_celery"] == "y" and answers["use_redis"] == "n":
-        found.append("use_celery=y needs use_redis=y (Redis is Celery's broker): answer y to both, or n to use_celery.")
+    if answers["use_celery"] == "y" and answers["key_value_store"] == "none":
+        found.append(
+            "use_celery=y needs a key-value store (it is Celery's broker): answer key_value_store=valkey "
+            "(or redis), or use_celery=n."
+        )
+    if answers["python_version"] == "3.15" and answers["django_version"] != "6.1":
+        found.append(
+            f"python_version=3.15 needs django_version=6.1 (Django {answers['django_version']} does not support "
+            "Python 3.15): answer django_version=6.1, or python_version=3.14."
+        )
     return found
 
 

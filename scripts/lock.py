@@ -2,11 +2,14 @@
 """Write the uv.lock of every combination the template can bake into {{cookiecutter.project_slug}}/.locks/.
 
 The baked project's dependencies depend on three answers (Python version, Django version, and
-which services: none, Redis, Redis + Celery). This script bakes each combination without hooks,
-runs `uv lock` in it, and stores the result; the post-gen hook picks the matching one, so baking
-itself never needs the network. Run it after changing any version in cookiecutter.json:
+which services: none, a key-value store (Valkey and Redis both use redis-py), a store + Celery).
+This script bakes each combination without hooks, runs `uv lock` in it, and stores the result; the
+post-gen hook picks the matching one, so baking itself never needs the network.
+Run it after changing any version in cookiecutter.json:
 
     uv run python scripts/lock.py            # add --upgrade to move the transitive pins too
+
+A Python version this machine lacks is locked in the python:X-slim image (scripts/pythons.py).
 """
 
 import argparse
@@ -18,9 +21,15 @@ from pathlib import Path
 
 from cookiecutter.main import cookiecutter
 
+import pythons
+
 TEMPLATE = Path(__file__).resolve().parent.parent
 LOCKS = TEMPLATE / "{{cookiecutter.project_slug}}" / ".locks"
-SERVICES = {"base": ("n", "n"), "redis": ("y", "n"), "celery": ("y", "y")}
+SERVICES = {"base": ("none", "n"), "store": ("valkey", "n"), "celery": ("valkey", "y")}
+PYTHONS = ["3.14", "3.13", "3.12", "3.15"]
+DJANGOS = ["5.2", "6.1"]
+# Django 5.2 does not support Python 3.15 (the pre-gen hook refuses the pair).
+UNSUPPORTED = {("3.15", "5.2")}
 
 
 def main() -> None:
@@ -28,8 +37,10 @@ def main() -> None:
     parser.add_argument("--upgrade", action="store_true", help="let uv move every unpinned transitive version")
     options = parser.parse_args()
     LOCKS.mkdir(exist_ok=True)
-    for python, django, services in itertools.product(["3.13", "3.12"], ["5.2", "6.1"], SERVICES):
-        use_redis, use_celery = SERVICES[services]
+    for python, django, services in itertools.product(PYTHONS, DJANGOS, SERVICES):
+        if (python, django) in UNSUPPORTED:
+            continue
+        key_value_store, use_celery = SERVICES[services]
         name = f"py{python}-django{django}-{services}.lock"
         with tempfile.TemporaryDirectory() as tmp:
             project = Path(
@@ -42,7 +53,7 @@ def main() -> None:
                         "project_name": "lockproject",
                         "python_version": python,
                         "django_version": django,
-                        "use_redis": use_redis,
+                        "key_value_store": key_value_store,
                         "use_celery": use_celery,
                     },
                 )
@@ -50,7 +61,7 @@ def main() -> None:
             previous = LOCKS / name
             if previous.exists() and not options.upgrade:
                 shutil.copy(previous, project / "uv.lock")  # keep the pins that still fit
-            command = ["uv", "lock"] + (["--upgrade"] if options.upgrade else [])
+            command = pythons.uv(python, project, "lock", *(["--upgrade"] if options.upgrade else []))
             subprocess.run(command, cwd=project, check=True)
             shutil.copy(project / "uv.lock", previous)
             print(f"wrote {previous.relative_to(TEMPLATE)}")

@@ -99,7 +99,12 @@ def test_compose_watch_syncs_the_source_but_never_the_secrets(cookies):
     """compose.watch.yaml (merged in tests/test_bake.py, run in tests/test_e2e.py): the source is synced to /app,
     the worker restarted after a sync, and neither the secrets nor the host's virtualenv are ever copied."""
     for celery in ("y", "n"):
-        project = bake(cookies, project_name=f"Synced {celery}", use_redis=celery, use_celery=celery)
+        project = bake(
+            cookies,
+            project_name=f"Synced {celery}",
+            key_value_store="valkey" if celery == "y" else "none",
+            use_celery=celery,
+        )
         services = load_yaml((project / "compose.watch.yaml").read_text())["services"]
         assert set(services) == ({"app", "worker"} if celery == "y" else {"app"})
         for name, service in services.items():

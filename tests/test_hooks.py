@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import TEMPLATE, bake, clean_env, require, run, tool
 
@@ -39,8 +40,9 @@ BAD_ANSWERS = [
     (["domain_name=example.com:8000"], "is not a domain name"),
     (["domain_name=exa mple.com"], "is not a domain name"),
     (["domain_name=Example.COM"], "is not a domain name"),
-    (["use_redis=n", "use_celery=y"], "use_celery=y needs use_redis=y"),
-    (["use_redis=n", "use_celery=y", "email=x"], "use_celery=y needs use_redis=y"),
+    (["key_value_store=none", "use_celery=y"], "use_celery=y needs a key-value store"),
+    (["key_value_store=none", "use_celery=y", "email=x"], "answer key_value_store=valkey (or redis), or use_celery=n"),
+    (["python_version=3.15", "django_version=5.2"], "python_version=3.15 needs django_version=6.1"),
 ]
 
 
@@ -54,7 +56,8 @@ def test_bad_answers_are_refused_with_a_message_and_nothing_written(tmp_path, an
 
 
 @pytest.mark.parametrize(
-    "answer", ["python_version=3.9", "django_version=4.2", "postgres_version=9", "use_redis=maybe", "ci=jenkins"]
+    "answer",
+    ["python_version=3.9", "django_version=4.2", "postgres_version=9", "key_value_store=memcached", "ci=jenkins"],
 )
 def test_answers_outside_the_choices_are_refused(tmp_path, answer):
     """Cookiecutter itself checks choices given on the command line (the pre-gen hook checks them again)."""
@@ -66,9 +69,9 @@ def test_answers_outside_the_choices_are_refused(tmp_path, answer):
 
 
 def test_several_problems_are_reported_together(tmp_path):
-    result = cookiecutter_cli(tmp_path, "email=nope", "domain_name=nope nope", "use_redis=n", "use_celery=y")
+    result = cookiecutter_cli(tmp_path, "email=nope", "domain_name=nope nope", "key_value_store=none", "use_celery=y")
     assert result.returncode != 0
-    for message in ("is not an email address", "is not a domain name", "use_celery=y needs use_redis=y"):
+    for message in ("is not an email address", "is not a domain name", "use_celery=y needs a key-value store"):
         assert message in result.stderr
 
 
@@ -110,7 +113,7 @@ def test_each_bake_generates_different_strong_secrets(cookies):
 def test_urls_in_prod_env_carry_the_generated_passwords(cookies):
     values = env_file(bake(cookies, project_name="Urls") / ".envs/prod.env")
     assert values["DATABASE_URL"] == f"postgres://urls:{values['POSTGRES_PASSWORD']}@db:5432/urls"
-    assert values["REDIS_URL"] == f"redis://:{values['REDIS_PASSWORD']}@redis:6379/0"
+    assert values["REDIS_URL"] == f"redis://:{values['REDIS_PASSWORD']}@valkey:6379/0"  # Valkey, the default
     assert not any("<" in value for value in values.values()), "a placeholder was left unfilled"
 
 
@@ -145,15 +148,28 @@ def files_mentioning(project: Path, word: str) -> list[str]:
 
 
 def test_without_celery_nothing_of_celery_remains(cookies):
-    project = bake(cookies, use_redis="y", use_celery="n")
+    project = bake(cookies, key_value_store="valkey", use_celery="n")
     assert files_mentioning(project, "celery") == []
-    assert files_mentioning(project, "redis"), "redis was kept, so it should still be configured"
+    assert files_mentioning(project, "valkey"), "valkey was kept, so it should still be configured"
 
 
-def test_without_redis_nothing_of_redis_remains(cookies):
-    project = bake(cookies, use_redis="n", use_celery="n")
-    assert files_mentioning(project, "redis") == []
-    assert files_mentioning(project, "celery") == []
+@pytest.mark.parametrize("store, other", [("valkey", "redis"), ("redis", "valkey")])
+def test_the_chosen_store_is_the_one_configured(cookies, store, other):
+    """Valkey and Redis speak one protocol (redis:// URLs, redis-py), but the services, images and texts
+    name the one chosen, and nothing of the other."""
+    project = bake(cookies, key_value_store=store, use_celery="y", deploy_target="compose+kubernetes")
+    assert files_mentioning(project, other if other == "valkey" else "redis:8") == []
+    for name in ("compose.yaml", "compose.prod.yaml"):
+        services = yaml.safe_load((project / name).read_text())["services"]
+        assert services[store]["image"] == {"valkey": "valkey/valkey:9-alpine", "redis": "redis:8-alpine"}[store]
+        assert other not in services
+    assert f"@{store}:6379/0" in (project / ".envs/prod.env").read_text()
+
+
+def test_without_a_store_nothing_of_it_remains(cookies):
+    project = bake(cookies, key_value_store="none", use_celery="n")
+    for word in ("redis", "valkey", "celery"):
+        assert files_mentioning(project, word) == [], word
     assert "REDIS" not in (project / ".envs/prod.env").read_text()
 
 
@@ -181,7 +197,12 @@ def test_license_follows_the_answer(cookies):
 
 def test_the_lock_file_matches_the_answers(cookies):
     project = bake(
-        cookies, project_name="Lock Check", python_version="3.12", django_version="6.1", use_redis="n", use_celery="n"
+        cookies,
+        project_name="Lock Check",
+        python_version="3.12",
+        django_version="6.1",
+        key_value_store="none",
+        use_celery="n",
     )
     lock = (project / "uv.lock").read_text()
     assert 'requires-python = ">=3.12"' in lock

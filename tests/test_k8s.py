@@ -97,8 +97,8 @@ def test_manifests_render_validate_and_pass_checkov(cookies, services, tmp_path)
 
     # What the stack is made of, per variant.
     deployments, statefulsets = by_kind(docs, "Deployment"), by_kind(docs, "StatefulSet")
-    assert set(deployments) == {"app", "static"} | ({"worker"} if services == "celery" else set())
-    assert set(statefulsets) == {"db"} | ({"redis"} if services != "base" else set())
+    assert set(deployments) == {"app", "static"} | ({"worker"} if services.startswith("celery") else set())
+    assert set(statefulsets) == {"db"} | ({SERVICES[services]["key_value_store"]} if services != "none" else set())
     assert set(by_kind(docs, "Job")) == {"migrate"}
     namespace = next(iter(by_kind(docs, "Namespace")))
     assert all(doc["metadata"].get("namespace") == namespace for doc in docs if doc["kind"] != "Namespace")
@@ -123,7 +123,7 @@ def test_manifests_render_validate_and_pass_checkov(cookies, services, tmp_path)
             assert context["readOnlyRootFilesystem"] is True
             assert context["capabilities"]["drop"] == ["ALL"]
             assert each["resources"]["requests"] and each["resources"]["limits"]
-    for name in ("app", "migrate", *(["worker"] if services == "celery" else [])):
+    for name in ("app", "migrate", *(["worker"] if services.startswith("celery") else [])):
         workload = deployments.get(name) or by_kind(docs, "Job")[name]
         spec = workload["spec"]["template"]["spec"]
         assert spec["securityContext"]["runAsUser"] == 10001
@@ -158,7 +158,7 @@ def test_manifests_render_validate_and_pass_checkov(cookies, services, tmp_path)
 
 
 def test_compose_only_leaves_no_kubernetes_trace(cookies):
-    project = bake(cookies, use_redis="y", use_celery="y", deploy_target="compose")
+    project = bake(cookies, key_value_store="valkey", use_celery="y", deploy_target="compose")
     assert not (project / "k8s").exists()
     for path in project.rglob("*"):
         if path.is_file():
@@ -174,16 +174,16 @@ def test_the_default_is_compose(cookies):
 
 
 def test_kubernetes_bake_keeps_only_the_services_asked_for(cookies):
-    project = bake(cookies, use_redis="n", use_celery="n", **KUBE)
-    assert not list((project / "k8s/base").glob("redis-*")) and not list((project / "k8s/base").glob("worker-*"))
+    project = bake(cookies, key_value_store="none", use_celery="n", **KUBE)
+    assert not list((project / "k8s/base").glob("store-*")) and not list((project / "k8s/base").glob("worker-*"))
     for path in project.rglob("*"):
         text = path.read_text(errors="ignore").lower() if path.is_file() else ""
-        assert "redis" not in text and "celery" not in text, path
+        assert "redis" not in text and "valkey" not in text and "celery" not in text, path
     assert "## Scaling beyond one host" in (project / "README.md").read_text()
 
 
 def test_the_baked_pre_commit_accepts_the_manifests(cookies):
-    project = bake(cookies, project_name="Hooked Kube", use_redis="y", use_celery="y", **KUBE)
+    project = bake(cookies, project_name="Hooked Kube", key_value_store="redis", use_celery="y", **KUBE)
     env = clean_env(
         PRE_COMMIT_HOME=str(Path.home() / ".cache" / "pre-commit"),
         GIT_AUTHOR_NAME="t",
@@ -287,7 +287,7 @@ def smoke_pod(docs: list[dict], name: str, images: dict[str, str], postgres_uid:
 
 def test_podman_kube_play_starts_the_app_database_and_nginx(cookies, tmp_path):
     require(podman_available(), "podman is not available (../shared/container-engine/setup installs it)")
-    project = bake(cookies, project_name="K8s Smoke", use_redis="n", use_celery="n", **KUBE)
+    project = bake(cookies, project_name="K8s Smoke", key_value_store="none", use_celery="n", **KUBE)
     docs = render(project)
     tag = uuid.uuid4().hex[:10]
     images = {"app": f"localhost/k8s-smoke-app:{tag}", "nginx": f"localhost/k8s-smoke-static:{tag}"}
@@ -298,6 +298,11 @@ def test_podman_kube_play_starts_the_app_database_and_nginx(cookies, tmp_path):
         with engine_lock():
             for target, image in (("applayer", images["app"]), ("staticlayer", images["nginx"])):
                 run(["docker", "build", "-q", "--target", target, "-t", image, "."], cwd=project, timeout=1200)
+            # Podman keeps images of its own: hand it the ones Docker built, and the database's.
+            saved = tmp_path / "images.tar"
+            run(["docker", "save", "-o", str(saved), *images.values(), postgres_image], timeout=600)
+            run(["podman", "load", "-i", str(saved)], timeout=600)
+            saved.unlink()
             # The official image's postgres user is 999; a local stand-in may use another uid.
             uid = run(["podman", "run", "--rm", "--entrypoint", "id", postgres_image, "-u", "postgres"]).stdout
             manifest.write_text(yaml.safe_dump(smoke_pod(docs, name, images, int(uid), tmp_path / "volumes")))
@@ -334,4 +339,5 @@ def test_podman_kube_play_starts_the_app_database_and_nginx(cookies, tmp_path):
         with engine_lock():
             if manifest.exists():
                 subprocess.run(["podman", "kube", "down", str(manifest)], capture_output=True, timeout=300)
-            subprocess.run(["podman", "rmi", *images.values()], capture_output=True, timeout=300)
+            subprocess.run(["podman", "rmi", *images.values(), postgres_image], capture_output=True, timeout=300)
+            subprocess.run(["docker", "rmi", *images.values()], capture_output=True, timeout=300)

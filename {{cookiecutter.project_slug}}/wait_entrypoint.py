@@ -6,8 +6,8 @@
 What it waits for:
   * DATABASE_URL: a PostgreSQL server that accepts a real connection. An open port is not
     enough: Postgres opens it before it accepts queries, and refuses logins while it starts.
-{%- if cookiecutter.use_redis == "y" %}
-  * REDIS_URL: a Redis server that answers PING.
+{%- if cookiecutter.key_value_store != "none" %}
+  * REDIS_URL: a {{ cookiecutter.key_value_store | capitalize }} server that answers PING (it speaks the Redis protocol).
 {%- endif %}
   * every HOST:PORT given with --wait-for or in WAIT_FOR (comma or space separated): an open TCP port.
 
@@ -39,7 +39,7 @@ class NotReady(Exception):
 
 @dataclass(frozen=True)
 class Service:
-    kind: str  # "postgres", {% if cookiecutter.use_redis == "y" %}"redis", {% endif %}or "tcp"
+    kind: str  # "postgres", {% if cookiecutter.key_value_store != "none" %}"redis", {% endif %}or "tcp"
     host: str
     port: int
     url: str = ""
@@ -71,7 +71,7 @@ def parse_url(name: str, url: str, default_port: int) -> Service | None:
     scheme = parts.scheme.lower()
     if scheme in ("postgres", "postgresql", "pgsql"):
         kind = "postgres"
-{%- if cookiecutter.use_redis == "y" %}
+{%- if cookiecutter.key_value_store != "none" %}
     elif scheme in ("redis", "rediss"):
         kind = "redis"
 {%- endif %}
@@ -90,7 +90,7 @@ def services_from(environ: dict[str, str], wait_for: list[str]) -> list[Service]
     services = []
     if environ.get("DATABASE_URL", "").strip():
         services.append(parse_url("DATABASE_URL", environ["DATABASE_URL"].strip(), 5432))
-{%- if cookiecutter.use_redis == "y" %}
+{%- if cookiecutter.key_value_store != "none" %}
     if environ.get("REDIS_URL", "").strip():
         services.append(parse_url("REDIS_URL", environ["REDIS_URL"].strip(), 6379))
 {%- endif %}
@@ -119,7 +119,7 @@ def probe_postgres(service: Service, timeout: float) -> None:
             # The server is up and says no: waiting will not change that.
             raise ConfigError(f"{service} refused DATABASE_URL's credentials: {reason}") from None
         raise NotReady(reason) from None
-{% if cookiecutter.use_redis == "y" %}
+{% if cookiecutter.key_value_store != "none" %}
 
 def probe_redis(service: Service, timeout: float) -> None:
     with open_socket(service, timeout) as sock:
@@ -140,7 +140,7 @@ def probe_tcp(service: Service, timeout: float) -> None:
 
 PROBES = {
     "postgres": probe_postgres,
-{%- if cookiecutter.use_redis == "y" %}
+{%- if cookiecutter.key_value_store != "none" %}
     "redis": probe_redis,
 {%- endif %}
     "tcp": probe_tcp,

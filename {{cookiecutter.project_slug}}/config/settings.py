@@ -121,11 +121,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-{% if cookiecutter.use_redis == "y" %}
-# Redis: cache{% if cookiecutter.use_celery == "y" %} and Celery broker{% endif %}. Optional for local work, required in production.
+{% if cookiecutter.key_value_store != "none" %}
+# {{ cookiecutter.key_value_store | capitalize }}: cache{% if cookiecutter.use_celery == "y" %} and Celery broker{% endif %}. Optional for local work, required in production.
+# It speaks the Redis protocol, so the URL is redis:// and Django's Redis cache backend talks to it.
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
 if not REDIS_URL and not DEBUG:
-    require("REDIS_URL", "Point it at the Redis service, e.g. REDIS_URL=redis://redis:6379/0.")
+    require("REDIS_URL", "Point it at the {{ cookiecutter.key_value_store | capitalize }} service, e.g. REDIS_URL=redis://{{ cookiecutter.key_value_store }}:6379/0.")
 if REDIS_URL:
     CACHES = {
         "default": {

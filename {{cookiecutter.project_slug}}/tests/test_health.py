@@ -28,15 +28,15 @@ def test_readyz_answers_503_when_the_database_is_down(client, monkeypatch):
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
     assert response.json()["database"] == "unavailable"
-{%- if cookiecutter.use_redis == "y" %}
+{%- if cookiecutter.key_value_store != "none" %}
 
 
 @pytest.mark.django_db
-def test_readyz_answers_503_when_redis_is_down(client, settings):
+def test_readyz_answers_503_when_the_store_is_down(client, settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["redis"] == "unavailable"
+    assert response.json()["{{ cookiecutter.key_value_store }}"] == "unavailable"
     assert response.json()["database"] == "ok"
 {%- endif %}
 

@@ -13,7 +13,7 @@ PRODUCTION = {
     "DEBUG": "0",
     "SECRET_KEY": "a-long-random-production-key-0123456789-abcdefghijklmnopqrstuvwxyz",
     "ALLOWED_HOSTS": "{{ cookiecutter.domain_name }}",
-{%- if cookiecutter.use_redis == "y" %}
+{%- if cookiecutter.key_value_store != "none" %}
     "REDIS_URL": "redis://redis:6379/0",
 {%- endif %}
 }
@@ -60,7 +60,7 @@ def test_debug_defaults_to_off():
     assert values(**{k: v for k, v in PRODUCTION.items() if k != "DEBUG"})["DEBUG"] is False
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS"{% if cookiecutter.use_redis == "y" %}, "REDIS_URL"{% endif %}])
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS"{% if cookiecutter.key_value_store != "none" %}, "REDIS_URL"{% endif %}])
 def test_production_refuses_to_start_without(missing):
     result = load_settings(**{k: v for k, v in PRODUCTION.items() if k != missing})
     assert result.returncode != 0
@@ -98,7 +98,7 @@ def test_logs_go_to_stdout():
     assert result.returncode == 0, result.stderr
     assert "WARNING probe to stdout" in result.stdout
     assert "to stdout" not in result.stderr
-{%- if cookiecutter.use_redis == "y" %}
+{%- if cookiecutter.key_value_store != "none" %}
 
 
 def test_redis_url_makes_redis_the_cache():

@@ -128,7 +128,7 @@ def test_an_open_port_is_not_a_ready_postgres(listener):
     service = we.services_from({"DATABASE_URL": f"postgres://u:p@127.0.0.1:{listener}/app"}, [])[0]
     with pytest.raises(we.NotReady, match=rf"waiting for postgres at 127\.0\.0\.1:{listener}"):
         we.wait_for_services([service], timeout=1.5, attempt_timeout=1, interval=0.2)
-{%- if cookiecutter.use_redis == "y" %}
+{%- if cookiecutter.key_value_store != "none" %}
 
 
 @pytest.fixture

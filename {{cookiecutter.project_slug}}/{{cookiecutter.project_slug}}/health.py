@@ -9,7 +9,7 @@ probe needs neither the public host name nor TLS.
 
 import logging
 
-{% if cookiecutter.use_redis == "y" -%}
+{% if cookiecutter.key_value_store != "none" -%}
 from django.conf import settings
 {% endif -%}
 from django.db import connections
@@ -25,11 +25,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def check_database() -> None:
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT 1")
-{% if cookiecutter.use_redis == "y" %}
+{% if cookiecutter.key_value_store != "none" %}
 
-def check_redis() -> None:
+def check_store() -> None:
     if not settings.REDIS_URL:
-        return  # local work without Redis: the cache is in memory
+        return  # local work without {{ cookiecutter.key_value_store | capitalize }}: the cache is in memory
     import redis
 
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
@@ -41,8 +41,8 @@ def check_redis() -> None:
 
 CHECKS = {
     "database": check_database,
-{%- if cookiecutter.use_redis == "y" %}
-    "redis": check_redis,
+{%- if cookiecutter.key_value_store != "none" %}
+    "{{ cookiecutter.key_value_store }}": check_store,
 {%- endif %}
 }
 
