@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .common import EXTRA_PACKAGE, IMAGES, BenchError, clean_env, log, run
+from .common import EXTRA_PACKAGE, IMAGES, BenchError, clean_env, log
 from .engine import in_image, remember_image, sh_in_image
-from .project import export_requirements, locked_requirements
+from .project import export_requirements, locked_requirements, relock
 
 if TYPE_CHECKING:
     from .state import Run
@@ -207,7 +207,7 @@ def rebuilds(ctx: Run) -> None:
     if new == text:
         raise BenchError("could not add a dependency to pyproject.toml")
     pyproject.write_text(f"{new}# {stamp}\n")
-    run([ctx.uv, "lock", "--quiet"], cwd=ctx.project, env=clean_env(), timeout=300)
+    relock(ctx)
     for name in ("pyproject.toml", "uv.lock"):
         shutil.copy(ctx.project / name, ctx.naive / name)
     export_requirements(

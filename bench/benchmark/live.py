@@ -184,7 +184,9 @@ def live_stacks(ctx: Run) -> None:
         BASELINE_IMAGE=IMAGES["naive"],
         BASELINE_PORT=f"127.0.0.1:{port}",
         POSTGRES_IMAGE=ctx.bases["postgres"],
-        REDIS_IMAGE=ctx.bases["redis"],
+        POSTGRES_DATA=ctx.postgres_data,
+        STORE=ctx.store,
+        STORE_IMAGE=ctx.bases["store"],
     )
     # runserver --insecure serves the apps' own files, under their unhashed names.
     ctx.naive_run = stack(

@@ -3,6 +3,7 @@ compose files name, the build context after .dockerignore, the requirements the 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import statistics
@@ -74,10 +75,21 @@ def from_line(dockerfile: Path, stage: str, python_version: str) -> str:
     return base.replace("${PYTHON_VERSION}", python_version)
 
 
-def compose_image(compose: Path, name: str) -> str:
-    match = re.search(rf"^\s*image:\s*({name}:\S+)\s*$", compose.read_text(), re.M)
+def service_image(compose: Path, service: str) -> str:
+    """The image of a compose service that has one (a top-level service of two-space indented YAML)."""
+    match = re.search(
+        rf"^  {re.escape(service)}:\n(?:(?:    .*)?\n)*?    image:\s*(\S+)\s*$", compose.read_text(), re.M
+    )
     if not match:
-        raise BenchError(f"no {name} image in {compose}")
+        raise BenchError(f"no image for the service {service} in {compose}")
+    return match.group(1)
+
+
+def postgres_data(compose: Path) -> str:
+    """Where the database service mounts its volume (it moved with PostgreSQL 18)."""
+    match = re.search(r"^\s*- postgres\w*:(/\S+)\s*$", compose.read_text(), re.M)
+    if not match:
+        raise BenchError(f"no postgres volume in {compose}")
     return match.group(1)
 
 
@@ -112,17 +124,26 @@ def bake_project(ctx: Run) -> None:
     ctx.python = (ctx.project / ".python-version").read_text().strip()
     ctx.prod_env = env_file(ctx.project / ".envs" / "prod.env")
     if "REDIS_URL" not in ctx.prod_env:
-        raise BenchError("the default answers should include Redis (bench/baseline/compose.yaml expects it)")
+        raise BenchError("the default answers should include a key-value store (bench/baseline/compose.yaml has one)")
+    # The store's service is named after it (valkey, redis): the host in REDIS_URL.
+    ctx.store = re.search(r"@([\w-]+):\d+/", ctx.prod_env["REDIS_URL"]).group(1)
     ctx.domain = ctx.prod_env["ALLOWED_HOSTS"].split(",")[0]
     dockerfile = ctx.project / "Dockerfile"
     ctx.bases = {
         "app": from_line(dockerfile, "applayer", ctx.python),
         "static": from_line(dockerfile, "staticlayer", ctx.python),
         "naive": f"python:{ctx.python}",
-        "postgres": compose_image(ctx.project / "compose.prod.yaml", "postgres"),
-        "redis": compose_image(ctx.project / "compose.prod.yaml", "redis"),
+        "postgres": service_image(ctx.project / "compose.prod.yaml", "db"),
+        "store": service_image(ctx.project / "compose.prod.yaml", ctx.store),
     }
-    ctx.results["project"] = {"slug": ctx.slug, "python": ctx.python, "bases": ctx.bases, "domain": ctx.domain}
+    ctx.postgres_data = postgres_data(ctx.project / "compose.prod.yaml")
+    ctx.results["project"] = {
+        "slug": ctx.slug,
+        "python": ctx.python,
+        "bases": ctx.bases,
+        "domain": ctx.domain,
+        "store": ctx.store,
+    }
 
 
 def baseline_context(ctx: Run) -> None:
@@ -137,8 +158,10 @@ def baseline_context(ctx: Run) -> None:
 
 
 def locked_requirements(ctx: Run) -> str:
+    """The locked packages, read from uv.lock as it is (--frozen needs no interpreter: the host may have none of
+    the project's Python; the builds' `uv sync --locked` checks the lock against pyproject.toml)."""
     return run(
-        [ctx.uv, "export", "--no-dev", "--no-hashes", "--locked", "--no-header", "--no-emit-project", "--quiet"],
+        [ctx.uv, "export", "--no-dev", "--no-hashes", "--frozen", "--no-header", "--no-emit-project", "--quiet"],
         cwd=ctx.project,
         env=clean_env(),
     ).stdout
@@ -146,8 +169,17 @@ def locked_requirements(ctx: Run) -> str:
 
 def export_requirements(ctx: Run) -> None:
     requirements = run(
-        [ctx.uv, "export", "--no-dev", "--no-hashes", "--locked", "--no-header", "--no-emit-project", "--quiet"],
+        [ctx.uv, "export", "--no-dev", "--no-hashes", "--frozen", "--no-header", "--no-emit-project", "--quiet"],
         cwd=ctx.naive,
         env=clean_env(),
     ).stdout
     (ctx.naive / "requirements.txt").write_text(requirements)
+
+
+def relock(ctx: Run) -> None:
+    """`uv lock` under the project's own Python: the host's if it has one, else in python:X-slim
+    (scripts/pythons.py, which the template's tests use for the same reason)."""
+    spec = importlib.util.spec_from_file_location("pythons", ROOT / "scripts" / "pythons.py")
+    pythons = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pythons)
+    run(pythons.uv(ctx.python, ctx.project, "lock", "--quiet"), cwd=ctx.project, env=clean_env(), timeout=600)

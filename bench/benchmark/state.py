@@ -12,8 +12,8 @@ from .load import Load
 
 class Run:
     """One benchmark run: the options, the working directory, the clean-up steps, the results so far, and
-    (once baked) the facts about the project: project, slug, python, prod_env, domain, bases, naive (the
-    baseline's copy). The measuring modules read and fill it."""
+    (once baked) the facts about the project: project, slug, python, prod_env, domain, store (valkey,
+    redis), bases, postgres_data, naive (the baseline's copy). The measuring modules read and fill it."""
 
     def __init__(self, args: argparse.Namespace, work: Path, cleanup: Cleanup):
         self.args, self.work, self.cleanup = args, work, cleanup
