@@ -31,7 +31,10 @@ def main(description: str) -> int:
     parser.add_argument("--settle", type=float, default=5, help="seconds after start before the idle memory")
     parser.add_argument("--bake-runs", type=int, default=5)
     parser.add_argument(
-        "--build-rounds", type=int, default=3, help="cold builds and code-change rebuilds, each (default 3; medians)"
+        "--build-rounds",
+        type=int,
+        default=3,
+        help="cold builds and code-change rebuilds, each (default 3; the fastest counts)",
     )
     parser.add_argument("--lock", default="/tmp/engine.lock", help="flock held for the whole run")
     parser.add_argument(
