@@ -3,7 +3,7 @@
 # dependencies = [
 #     "cookiecutter==2.7.1",
 #     "matplotlib==3.11.2",
-#     "uv==0.13.8",
+#     "uv==0.13.9",
 # ]
 # ///
 """Benchmark of the template (issue #6): bakes a project with the default answers, builds and runs it,
