@@ -13,7 +13,7 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 # and workers share the loaded code's memory.
 preload_app = True
 # Heartbeat files in memory: a slow disk must never make a healthy worker look hung.
-worker_tmp_dir = "/dev/shm"
+worker_tmp_dir = "/dev/shm"  # nosec B108: a tmpfs of its own per container, not a shared /tmp
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 # On SIGTERM (docker stop) in-flight requests get this long to finish; keep the compose
 # stop_grace_period longer than this.

@@ -220,7 +220,7 @@ def main(argv: list[str]) -> None:
         log(f"error: {exc}. Is the service running, and is its address right?")
         raise SystemExit(1) from None
     try:
-        os.execvp(command[0], command)
+        os.execvp(command[0], command)  # nosec B606: the command is the container's own CMD, no shell on purpose
     except OSError as exc:
         log(f"error: cannot run {command[0]!r}: {exc.strerror}")
         raise SystemExit(127) from None
