@@ -10,10 +10,13 @@ and gives up quickly, but it still touches the database: keep it off the public 
 """
 
 import logging
+{%- if cookiecutter.key_value_store != "none" %}
+from functools import cache
+{%- endif %}
 
 {% if cookiecutter.key_value_store != "none" -%}
+import redis
 from django.conf import settings
-from django.core.cache import caches
 {% endif -%}
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
@@ -30,11 +33,16 @@ def check_database() -> None:
         cursor.execute("SELECT 1")
 {% if cookiecutter.key_value_store != "none" %}
 
+@cache
+def store_client(url: str) -> redis.Redis:
+    """One client per process: its pool keeps the connection open from one probe to the next."""
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+
+
 def check_store() -> str | None:
     if not settings.REDIS_URL:
         return "not configured"  # local work without {{ cookiecutter.key_value_store | capitalize }}: the cache is in memory
-    # The cache's client: its connection pool is kept between requests, so a probe opens no new one.
-    caches["default"]._cache.get_client(write=False).ping()
+    store_client(settings.REDIS_URL).ping()
     return None
 {% endif %}
 
