@@ -171,3 +171,43 @@ def test_docker_compose_accepts_the_compose_files(cookies, services):
         | ({"worker"} if services.startswith("celery") else set())
     )
     assert set(live) == expected
+
+
+def test_development_ports_are_published_on_loopback_only(cookies):
+    require(docker_compose_available(), "docker compose is not installed")
+    project = bake(cookies)
+    ports = [
+        (name, port)
+        for name, service in compose_config(project, "compose.yaml")["services"].items()
+        for port in service.get("ports", [])
+    ]
+    assert {name for name, _ in ports} == {"app", "nginx", "db"}
+    for name, port in ports:
+        assert port.get("host_ip") == "127.0.0.1", f"{name} publishes {port} beyond this machine"
+
+
+def test_stray_secrets_are_neither_committed_nor_sent_to_the_build(cookies, tmp_path):
+    """`git add -A` in a project holding a rendered manifest and stray env files stages none of them; the
+    image build's context (what .dockerignore lets through) holds none of them either. The e2e tests check
+    the built image itself."""
+    project = bake(cookies)
+    strays = [".env", ".env.local", "live.yaml", ".envs/prod.env", ".envs/staging.env", "config/.env"]
+    for stray in strays:
+        path = project / stray
+        if not path.exists():
+            path.write_text("SECRET_KEY=stray-secret\n")
+    run(["git", "init", "-q"], cwd=project)
+    run(["git", "add", "-A"], cwd=project)
+    staged = run(["git", "ls-files"], cwd=project).stdout.split()
+    assert not set(strays) & set(staged), f"staged: {set(strays) & set(staged)}"
+    assert {"manage.py", ".envs/dev.env", ".envs/prod.env.example"} <= set(staged)
+    require(docker_compose_available(), "docker is not installed")
+    # The build context as BuildKit sends it, copied out as files: no image, no base image to pull.
+    context = tmp_path / "context"
+    dockerfile = "FROM scratch\nCOPY . /\n"
+    command = ["docker", "build", "-q", "--output", f"type=local,dest={context}", "-f", "-", "."]
+    result = subprocess.run(command, cwd=project, input=dockerfile, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    sent = {str(path.relative_to(context)) for path in context.rglob("*") if path.is_file()}
+    assert not set(strays) & sent, f"in the build context: {set(strays) & sent}"
+    assert {"manage.py", "uv.lock", "config/settings.py", "nginx/nginx.conf"} <= sent

@@ -28,6 +28,8 @@ from conftest import bake, clean_env, require, run
 
 pytestmark = pytest.mark.e2e
 DOMAIN = "shop.example.com"
+# Secrets a user may leave in the project: none of them may reach an image (.envs/prod.env is there already).
+STRAYS = {".env": "STRAY_VARIABLE=stray-env-secret\n", "live.yaml": "stringData: {SECRET_KEY: stray-manifest-secret}\n"}
 TIMEOUT = 240  # seconds for a stack to become healthy on a busy 2-core machine
 # The development stack as `make watch` runs it: the override replaces the source's bind mount by sync rules.
 WATCH = ("compose.yaml", "compose.watch.yaml")
@@ -145,7 +147,7 @@ class Project:
         if first == "compose.yaml":
             return clean_env(**{k: str(v) for k, v in self.ports.items()})
         # compose.prod.yaml's default image names, at the tag `make build-live TAG=e2e` gave them.
-        return clean_env(NGINX_PORT=str(self.live_port), TAG="e2e")
+        return clean_env(LIVE_PORT=str(self.live_port), TAG="e2e")
 
     def command(self, file: str | tuple[str, ...], *args: str) -> list[str]:
         files = (file,) if isinstance(file, str) else file
@@ -198,6 +200,8 @@ def project(request, cookies_session):
     require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
     project = Project(bake(cookies_session, domain_name=DOMAIN, **request.cls.options))
     project.remove()  # whatever an interrupted earlier run left behind (volumes hold old passwords)
+    for name, text in STRAYS.items():
+        (project.path / name).write_text(text)
     started = time.monotonic()
     try:
         for target in ("appbuilder", "staticbuilder"):
@@ -266,6 +270,13 @@ class StackChecks(Stack):
         ).stdout
         assert "base.css" in listing and "staticfiles.json" in listing
         assert "manage.py" not in listing and "app\n" not in listing
+        # The app image holds the code, and none of the secrets lying around in the project.
+        files = run(
+            ["docker", "run", "--rm", "--entrypoint", "find", project.images["applayer"], "/app", "-type", "f"]
+        ).stdout.split()
+        assert "/app/manage.py" in files and f"/app/{project.slug}/models.py" in files
+        leaked = [path for path in files if path.rsplit("/", 1)[1] in {*STRAYS, "prod.env"} or "/.envs" in path]
+        assert leaked == [], f"secrets in the app image: {leaked}"
 
     def test_2_development_stack_serves_and_reloads_on_edit(self, project):
         compose = "compose.yaml"
@@ -509,6 +520,9 @@ class StackChecks(Stack):
         assert response.headers["Content-Encoding"] == "gzip"
         assert "max-age=31536000" in response.headers["Cache-Control"]
         assert "body" in response.text
+        # Pages are not compressed: they carry the CSRF token next to text a visitor chooses (BREACH).
+        page = live.get("/admin/login/", headers={"Accept-Encoding": "gzip"})
+        assert page.status_code == 200 and "Content-Encoding" not in page.headers
         # Served from the nginx image: the app never saw the request.
         assert css.group(1) not in project.logs("compose.prod.yaml", "app")
         type(self).css_path = css.group(1)
@@ -557,14 +571,23 @@ class StackChecks(Stack):
             assert "worker" not in services and "tasks" not in live.get("/").text
             return
         assert {"worker", self.store} <= set(services)
-        # The home page's form posts to /tasks/.
-        page = live.get("/")
+        # A visitor who is not staff cannot queue a task: sent to the login.
+        visitor = Browser(project.live_port)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', visitor.get("/admin/login/").text).group(1)
+        refused = visitor.post("/tasks/", {"csrfmiddlewaretoken": token}, referer="/")
+        assert refused.status_code == 302 and refused.headers["Location"].startswith("/admin/login/")
+        # Staff (the admin created in test_3c) can: the home page's form posts to /tasks/.
+        staff = Browser(project.live_port)
+        login = staff.post_form("/admin/login/", {"username": "admin", "password": "e2e-Password-1", "next": "/"})
+        assert login.status_code == 302, login.text[:500]
+        page = staff.get("/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-        queued = live.post("/tasks/", {"csrfmiddlewaretoken": token}, referer="/")
+        queued = staff.post("/tasks/", {"csrfmiddlewaretoken": token}, referer="/")
         assert queued.status_code == 302, queued.text[:500]
         status_path = queued.headers["Location"]
+        assert status_path.startswith("/tasks/"), status_path
         status = poll(
-            lambda: (s := live.get(status_path).json())["state"] == "SUCCESS" and s,
+            lambda: (s := staff.get(status_path).json())["state"] == "SUCCESS" and s,
             90,
             what="the Celery task to succeed",
         )
@@ -585,9 +608,9 @@ class StackChecks(Stack):
             what="the restart policy to restart the worker",
         )
         restarted = time.monotonic()
-        queued = live.post("/tasks/", {"csrfmiddlewaretoken": token}, referer="/")
+        queued = staff.post("/tasks/", {"csrfmiddlewaretoken": token}, referer="/")
         poll(
-            lambda: live.get(queued.headers["Location"]).json()["state"] == "SUCCESS",
+            lambda: staff.get(queued.headers["Location"]).json()["state"] == "SUCCESS",
             120,
             what="a task queued after the restart to succeed",
         )
@@ -663,8 +686,38 @@ class StackChecks(Stack):
         assert page.headers["X-Frame-Options"] == "DENY"
         assert page.headers["Strict-Transport-Security"].startswith("max-age=")
         assert page.headers["X-Content-Type-Options"] == "nosniff", "one nosniff header, not two"
+        # HSTS starts low, without includeSubDomains or preload (opt-in); a strict CSP on the pages.
+        assert page.headers["Strict-Transport-Security"] == "max-age=3600"
+        policy = page.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "script-src 'self'" in policy and "unsafe" not in policy
         too_big = live.post("/admin/login/", data={"blob": "x" * (21 * 1024 * 1024)})
         assert too_big.status_code == 413
+
+    def test_8c2_uploaded_html_and_svg_cannot_run_as_the_site(self, project, live):
+        """Files in the media volume (the admin refuses these extensions; another path might not) are served
+        sandboxed, and as downloads unless they are raster images."""
+        script = b"<script>document.title = document.cookie</script>"
+        attack = {
+            "attack.html": b"<html><body>" + script + b"</body></html>",
+            "attack.svg": b'<svg xmlns="http://www.w3.org/2000/svg">' + script + b"</svg>",
+            "picture.png": b"\x89PNG\r\n\x1a\n",
+        }
+        writer = "import pathlib, sys; path = pathlib.Path(sys.argv[1]); path.parent.mkdir(exist_ok=True); "
+        writer += "path.write_bytes(bytes.fromhex(sys.argv[2]))"
+        for name, content in attack.items():
+            target = f"/srv/media/attack/{name}"
+            project.live("exec", "-T", "app", "python", "-c", writer, target, content.hex())
+        for name, content in attack.items():
+            response = live.get(f"/media/attack/{name}")
+            assert response.status_code == 200 and response.content == content, name
+            policy = response.headers["Content-Security-Policy"]
+            assert "sandbox" in policy and "default-src 'none'" in policy, f"{name}: {policy}"
+            assert response.headers["X-Content-Type-Options"] == "nosniff", name
+            assert response.headers["Referrer-Policy"] == "same-origin", f"{name} lost the server's headers"
+            if name.endswith(".png"):
+                assert "Content-Disposition" not in response.headers, "images display inline"
+            else:
+                assert response.headers["Content-Disposition"] == "attachment", name
 
     def test_8d_deploy_checks_pass_in_the_live_image(self, project, live):
         result = project.run_once(

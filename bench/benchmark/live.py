@@ -157,7 +157,7 @@ def live_stacks(ctx: Run) -> None:
         APP_IMAGE=IMAGES["app"].split(":")[0],
         STATIC_IMAGE=IMAGES["static"].split(":")[0],
         TAG=TAG,
-        NGINX_PORT=f"127.0.0.1:{port}",
+        LIVE_PORT=f"127.0.0.1:{port}",
     )
     # ours: the hashed name of the admin's base.css, as the pages link it
     manifest = json.loads(in_image(IMAGES["app"], "cat", MANIFEST))

@@ -1,19 +1,27 @@
+{% if cookiecutter.key_value_store != "none" -%}
+import contextlib
+import socket
+import threading
+
+{% endif -%}
 import pytest
 from django.db.utils import OperationalError
 
 from {{ cookiecutter.project_slug }} import health
 
 
-def test_healthz_answers_without_touching_the_database(client):
+@pytest.mark.parametrize("path", ["/healthz", "/healthz/"])
+def test_healthz_answers_without_touching_the_database(client, path):
     # No django_db mark: pytest-django makes any query in this test an error.
-    response = client.get("/healthz")
+    response = client.get(path)
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
 @pytest.mark.django_db
-def test_readyz_is_ok_when_the_database_answers(client):
-    response = client.get("/readyz")
+@pytest.mark.parametrize("path", ["/readyz", "/readyz/"])
+def test_readyz_is_ok_when_the_database_answers(client, path):
+    response = client.get(path)
     assert response.status_code == 200
     assert response.json()["database"] == "ok"
 
@@ -38,6 +46,66 @@ def test_readyz_answers_503_when_the_store_is_down(client, settings):
     assert response.status_code == 503
     assert response.json()["{{ cookiecutter.key_value_store }}"] == "unavailable"
     assert response.json()["database"] == "ok"
+
+
+@pytest.mark.django_db
+def test_readyz_reports_a_store_that_is_not_configured_as_such(client, settings):
+    settings.REDIS_URL = ""  # local work without {{ cookiecutter.key_value_store | capitalize }}
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["{{ cookiecutter.key_value_store }}"] == "not configured"
+
+
+# RESP3 (redis-py's default): HELLO gets a map that names the protocol.
+REPLIES = {b"HELLO": b"%1\r\n+proto\r\n:3\r\n", b"PING": b"+PONG\r\n"}
+
+
+@contextlib.contextmanager
+def fake_store():
+    """A loopback server that answers the commands redis-py sends (+OK to all but HELLO and PING) and
+    counts the connections it accepts."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)
+    accepted = []
+    stop = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as requests:
+            while not stop.is_set() and (header := requests.readline()):
+                words = []
+                for _ in range(int(header[1:])):  # *<count>, then $<length> and the word for each
+                    requests.readline()
+                    words.append(requests.readline().strip().upper())
+                conn.sendall(REPLIES.get(words[0], b"+OK\r\n"))
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            accepted.append(conn)
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], accepted
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
+@pytest.mark.django_db
+def test_readyz_reuses_its_store_connection(client, settings):
+    with fake_store() as (port, accepted):
+        settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+        for _ in range(5):
+            response = client.get("/readyz")
+            assert response.status_code == 200, response.json()
+            assert response.json()["{{ cookiecutter.key_value_store }}"] == "ok"
+        assert len(accepted) == 1, f"{len(accepted)} connections for 5 probes"
 {%- endif %}
 
 

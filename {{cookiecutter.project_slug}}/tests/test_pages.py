@@ -1,5 +1,7 @@
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from {{ cookiecutter.project_slug }}.models import Document
 
@@ -34,3 +36,35 @@ def test_admin_login_page(client):
     response = client.get("/admin/login/")
     assert response.status_code == 200
     assert "csrfmiddlewaretoken" in response.text
+
+
+@pytest.mark.parametrize("name", ["page.html", "drawing.svg", "page.HTM", "script.js"])
+def test_files_a_browser_could_run_are_refused(name):
+    document = Document(title="Attack", file=ContentFile(b"<script>alert(1)</script>", name=name))
+    with pytest.raises(ValidationError) as refused:
+        document.full_clean()
+    assert "file" in refused.value.message_dict
+
+
+@pytest.mark.django_db
+def test_the_admin_refuses_an_html_upload(admin_client):
+    upload = SimpleUploadedFile("page.html", b"<script>alert(1)</script>", content_type="text/html")
+    response = admin_client.post(
+        "/admin/{{ cookiecutter.project_slug }}/document/add/", {"title": "Attack", "file": upload, "_save": "Save"}
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert "File extension \u201chtml\u201d is not allowed" in response.text
+    assert not Document.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/", "/admin/login/"])
+def test_pages_carry_a_strict_content_security_policy(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    policy = dict(
+        directive.strip().split(" ", 1) for directive in response.headers["Content-Security-Policy"].split(";")
+    )
+    assert policy["default-src"] == "'self'"
+    assert policy["script-src"] == "'self'"  # no inline script, no eval, no other host
+    assert policy["object-src"] == "'none'" and policy["frame-ancestors"] == "'none'"

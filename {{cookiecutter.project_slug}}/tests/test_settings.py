@@ -18,7 +18,15 @@ PRODUCTION = {
 {%- endif %}
 }
 # Variables a developer's shell or container may have set: each test starts without them.
-NAMES = [*PRODUCTION, "DATABASE_URL", "SECURE_SSL_REDIRECT"]
+NAMES = [
+    *PRODUCTION,
+    "DATABASE_URL",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "LOG_LEVEL",
+]
 
 
 def load_settings(**environ: str) -> subprocess.CompletedProcess:
@@ -29,7 +37,8 @@ def load_settings(**environ: str) -> subprocess.CompletedProcess:
         "import json; from django.conf import settings as s; "
         "print(json.dumps({'DEBUG': s.DEBUG, 'ALLOWED_HOSTS': s.ALLOWED_HOSTS, "
         "'DATABASE': s.DATABASES['default'], 'SSL_REDIRECT': s.SECURE_SSL_REDIRECT, "
-        "'CACHE': s.CACHES['default']['BACKEND']}, default=str))"
+        "'CACHE': s.CACHES['default']['BACKEND'], "
+        "'HSTS': [s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD]}, default=str))"
     )
     return subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True)
 
@@ -88,6 +97,32 @@ def test_allowed_hosts_is_a_comma_separated_list():
 def test_https_redirect_is_on_in_production_and_can_be_turned_off():
     assert values(**PRODUCTION)["SSL_REDIRECT"] is True
     assert values(**PRODUCTION, SECURE_SSL_REDIRECT="0")["SSL_REDIRECT"] is False
+
+
+def test_hsts_subdomains_and_preload_are_opt_in():
+    assert values(**PRODUCTION)["HSTS"][1:] == [False, False]
+    opted_in = values(**PRODUCTION, SECURE_HSTS_INCLUDE_SUBDOMAINS="1", SECURE_HSTS_PRELOAD="1")
+    assert opted_in["HSTS"][1:] == [True, True]
+
+
+def test_deploy_checks_pass_without_hsts_subdomains_and_preload():
+    """Off by choice, so `check --deploy` does not warn about them; opted in, nothing to silence."""
+    env = {key: value for key, value in os.environ.items() if key not in NAMES}
+    env.update(PRODUCTION, DJANGO_SETTINGS_MODULE="config.settings")
+    command = [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"]
+    for opt_in in ("0", "1"):
+        env.update(SECURE_HSTS_INCLUDE_SUBDOMAINS=opt_in, SECURE_HSTS_PRELOAD=opt_in)
+        result = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_django_log_line_is_printed_once_in_development():
+    env = {key: value for key, value in os.environ.items() if key not in NAMES}
+    env.update(DEBUG="1", DJANGO_SETTINGS_MODULE="config.settings")
+    code = "import django, logging; django.setup(); logging.getLogger('django.request').warning('only once')"
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout + result.stderr).count("only once") == 1, result.stdout + result.stderr
 
 
 def test_logs_go_to_stdout():

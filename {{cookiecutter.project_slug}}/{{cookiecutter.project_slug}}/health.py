@@ -2,14 +2,20 @@
 
 GET /healthz  liveness: the process answers; no I/O, so a slow database never restarts the app.
 GET /readyz   readiness: the services the app needs answer; 503 names the ones that do not.
+(Either with a trailing slash too.)
 
 Answered by a middleware placed first, before host validation and the HTTPS redirect, so a
-probe needs neither the public host name nor TLS.
+probe needs neither the public host name nor TLS. /readyz reuses the connections the app holds
+and gives up quickly, but it still touches the database: keep it off the public internet.
 """
 
 import logging
+{%- if cookiecutter.key_value_store != "none" %}
+from functools import cache
+{%- endif %}
 
 {% if cookiecutter.key_value_store != "none" -%}
+import redis
 from django.conf import settings
 {% endif -%}
 from django.db import connections
@@ -27,16 +33,17 @@ def check_database() -> None:
         cursor.execute("SELECT 1")
 {% if cookiecutter.key_value_store != "none" %}
 
-def check_store() -> None:
-    if not settings.REDIS_URL:
-        return  # local work without {{ cookiecutter.key_value_store | capitalize }}: the cache is in memory
-    import redis
+@cache
+def store_client(url: str) -> redis.Redis:
+    """One client per process: its pool keeps the connection open from one probe to the next."""
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
 
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.ping()
-    finally:
-        client.close()
+
+def check_store() -> str | None:
+    if not settings.REDIS_URL:
+        return "not configured"  # local work without {{ cookiecutter.key_value_store | capitalize }}: the cache is in memory
+    store_client(settings.REDIS_URL).ping()
+    return None
 {% endif %}
 
 CHECKS = {
@@ -51,19 +58,18 @@ def readyz(request: HttpRequest) -> JsonResponse:
     results = {}
     for name, check in CHECKS.items():
         try:
-            check()
-            results[name] = "ok"
+            results[name] = check() or "ok"
         except Exception as exc:  # any failure means "not ready"; the reason goes to the log
             logger.warning("readiness check %s failed: %s", name, exc)
             results[name] = "unavailable"
     if results.get("database") != "ok":
         # Drop the broken connection so the next request opens a fresh one.
         connections["default"].close_if_unusable_or_obsolete()
-    ready = all(state == "ok" for state in results.values())
+    ready = "unavailable" not in results.values()
     return JsonResponse({"status": "ok" if ready else "unavailable", **results}, status=200 if ready else 503)
 
 
-PROBES = {"/healthz": healthz, "/readyz": readyz}
+PROBES = {"/healthz": healthz, "/healthz/": healthz, "/readyz": readyz, "/readyz/": readyz}
 
 
 class HealthCheckMiddleware:

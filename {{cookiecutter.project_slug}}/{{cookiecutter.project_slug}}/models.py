@@ -1,11 +1,16 @@
+from django.core.validators import FileExtensionValidator
 from django.db import models
+
+# What may be uploaded. Not HTML, SVG or anything else a browser could run as this site (nginx also
+# serves /media/ sandboxed, and as downloads unless images). Extend it with care.
+ALLOWED_EXTENSIONS = ["pdf", "txt", "csv", "png", "jpg", "jpeg", "gif", "webp", "docx", "xlsx", "odt", "ods"]
 
 
 class Document(models.Model):
     """An uploaded file: stored under MEDIA_ROOT, served by nginx from /media/ in production."""
 
     title = models.CharField(max_length=200)
-    file = models.FileField(upload_to="documents/%Y/%m/")
+    file = models.FileField(upload_to="documents/%Y/%m/", validators=[FileExtensionValidator(ALLOWED_EXTENSIONS)])
     uploaded_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,5 +1,6 @@
 {% if cookiecutter.use_celery == "y" -%}
 from celery.result import AsyncResult
+from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -22,6 +23,8 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 {% if cookiecutter.use_celery == "y" %}
 
+# Staff only: anyone else could fill the queue, or read any task's result by its id.
+@staff_member_required
 @require_POST
 def start_task(request: HttpRequest) -> HttpResponse:
     """Queue a background task; the worker picks it up."""
@@ -29,6 +32,7 @@ def start_task(request: HttpRequest) -> HttpResponse:
     return redirect("task_status", task_id=result.id)
 
 
+@staff_member_required
 def task_status(request: HttpRequest, task_id: str) -> JsonResponse:
     result = AsyncResult(task_id)
     payload = {"id": task_id, "state": result.state}
