@@ -1,8 +1,16 @@
 """The template repository itself: its README's commands are what CI runs, and its own code is linted."""
 
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
-from conftest import TEMPLATE, run, tool
+import yaml
+
+from conftest import TEMPLATE, bake, clean_env, run, tool
+
+ZIZMOR = "1.32.0"  # the template's pinned dev dependency, and the baked pre-commit's
 
 
 def readme_commands() -> list[str]:
@@ -32,3 +40,58 @@ def test_template_scripts_pass_shellcheck_and_ruff():
     run([tool("shellcheck"), str(TEMPLATE / ".ci/run")])
     run([tool("ruff"), "check", "--no-cache", "tests", "scripts"], cwd=TEMPLATE)
     run([tool("ruff"), "format", "--no-cache", "--check", "tests", "scripts"], cwd=TEMPLATE)
+
+
+# ---- GitHub Actions: zizmor, and the "Use this template" bake commit ---------------------------------
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+}
+PINNED = re.compile(r"^\s*-?\s*uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+
+
+def zizmor(*paths: Path) -> subprocess.CompletedProcess:
+    return run([tool("zizmor"), "--offline", "--no-progress", *map(str, paths)], check=False)
+
+
+def assert_actions_pinned(workflows: Path) -> None:
+    for path in sorted(workflows.glob("*.yml")):
+        for line in path.read_text().splitlines():
+            if "uses:" in line:
+                assert PINNED.match(line), f"{path.name}: not pinned by commit with its version: {line.strip()}"
+
+
+def test_template_workflows_pass_zizmor_with_actions_pinned_by_commit():
+    workflows = TEMPLATE / ".github/workflows"
+    result = zizmor(workflows)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_actions_pinned(workflows)
+    bake = yaml.safe_load((workflows / "use-this-template.yml").read_text())
+    assert bake["permissions"] == {}, "no token rights by default; only the pushing job gets contents: write"
+    assert bake["jobs"]["bake"]["permissions"] == {"contents": "write"}
+
+
+def test_baked_github_workflows_pass_zizmor(cookies):
+    project = bake(cookies, ci="github", key_value_store="valkey", use_celery="y")
+    workflows = project / ".github/workflows"
+    result = zizmor(workflows)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_actions_pinned(workflows)
+    checkouts = [
+        step
+        for job in yaml.safe_load((workflows / "ci.yml").read_text())["jobs"].values()
+        for step in job["steps"]
+        if step.get("uses", "").startswith("actions/checkout@")
+    ]
+    assert checkouts and all(step["with"]["persist-credentials"] is False for step in checkouts)
+    # The same check runs in the project's pre-commit, so a new workflow is checked before it is pushed.
+    hooks = (project / ".pre-commit-config.yaml").read_text()
+    assert f"zizmor=={ZIZMOR}" in hooks
+    env = clean_env(PRE_COMMIT_HOME=str(Path.home() / ".cache" / "pre-commit"), **GIT_IDENTITY)
+    run(["git", "init", "-q"], cwd=project, env=env)
+    run(["git", "add", "-A"], cwd=project, env=env)
+    hook = run([tool("pre-commit"), "run", "zizmor", "--all-files"], cwd=project, env=env, timeout=900, check=False)
+    assert hook.returncode == 0 and re.search(r"^zizmor\.+Passed$", hook.stdout, re.M), hook.stdout
