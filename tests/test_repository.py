@@ -95,3 +95,37 @@ def test_baked_github_workflows_pass_zizmor(cookies):
     run(["git", "add", "-A"], cwd=project, env=env)
     hook = run([tool("pre-commit"), "run", "zizmor", "--all-files"], cwd=project, env=env, timeout=900, check=False)
     assert hook.returncode == 0 and re.search(r"^zizmor\.+Passed$", hook.stdout, re.M), hook.stdout
+
+
+def test_use_this_template_bake_commit_leaves_github_workflows_alone(tmp_path):
+    """GitHub refuses a push from the workflow's built-in token that creates, changes or deletes anything in
+    .github/workflows/ (that needs the `workflows` permission, which GITHUB_TOKEN cannot have). The bake
+    commit must therefore leave that folder as the template had it; the baked workflows wait in
+    .github/baked-workflows/ for the user to move them in with their own credentials."""
+    copy = tmp_path / "my-shop"
+    files = run(["git", "ls-files", "-co", "--exclude-standard"], cwd=TEMPLATE).stdout.splitlines()
+    for name in files:
+        source = TEMPLATE / name
+        if source.is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy / name)
+    env = clean_env(**GIT_IDENTITY)
+    run(["git", "init", "-q", "-b", "main"], cwd=copy, env=env)
+    run(["git", "add", "-A"], cwd=copy, env=env)
+    run(["git", "commit", "-qm", "Initial commit"], cwd=copy, env=env)  # what "Use this template" creates
+    before = run(["git", "ls-tree", "-r", "HEAD", ".github/workflows"], cwd=copy).stdout
+    run([sys.executable, "scripts/bake_into_repository.py", "--name", "my-shop", "--commit"], cwd=copy, env=env)
+
+    changed = run(["git", "diff", "--name-only", "HEAD~1", "HEAD"], cwd=copy).stdout.splitlines()
+    assert "manage.py" in changed
+    assert [name for name in changed if name.startswith(".github/workflows/")] == []
+    assert run(["git", "ls-tree", "-r", "HEAD", ".github/workflows"], cwd=copy).stdout == before
+    baked = copy / ".github/baked-workflows"
+    assert (baked / "ci.yml").is_file() and "uv run pytest" in (baked / "ci.yml").read_text()
+    # The one step left to the user, in the project's README.
+    readme = (copy / "README.md").read_text()
+    assert "git mv .github/baked-workflows .github/workflows" in readme
+    # The template's own workflows left in place do nothing in the new repository.
+    for path in (copy / ".github/workflows").glob("*.yml"):
+        jobs = yaml.safe_load(path.read_text())["jobs"].values()
+        assert all("is_template" in job["if"] for job in jobs), path.name
