@@ -2,6 +2,7 @@
 install the matching lock file, and say what to do next. Needs no network.
 """
 
+import os
 import secrets
 import shutil
 import string
@@ -71,14 +72,17 @@ def write_env_file(project: Path, name: str, generated: dict[str, str]) -> None:
         "# Production settings for compose.prod.yaml, generated with fresh secrets by the template.\n"
         "# Git-ignored: never commit this file or copy it into an image. Keep a copy somewhere safe.\n"
     )
-    target = project / f".envs/{name}.env"
-    target.write_text(header + text)
-    target.chmod(0o600)
+    # Created owner-only, never readable by others, not even between a write and a chmod.
+    descriptor = os.open(project / f".envs/{name}.env", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if hasattr(os, "fchmod"):  # a file left by an earlier bake keeps its old mode otherwise
+        os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w") as target:
+        target.write(header + text)
 
 
 def install_lock_file(project: Path) -> None:
     """The template ships one uv.lock per combination of Python, Django and services (Valkey and Redis
-    share one: both use redis-py)."""
+    share one: both use redis-py). check_answers.lock_file names the same file."""
     services = "celery" if USE_CELERY else "store" if USE_STORE else "base"
     locks = project / ".locks"
     chosen = locks / f"py{PYTHON}-django{DJANGO}-{services}.lock"

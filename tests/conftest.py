@@ -15,6 +15,9 @@ import yaml
 TEMPLATE = Path(__file__).resolve().parent.parent
 # The tests `import pythons` (scripts/pythons.py): uv under a baked project's Python, on the host or in Docker.
 sys.path.insert(0, str(TEMPLATE / "scripts"))
+# pytest-cookies renders cookiecutter.json before cookiecutter puts the template on the path for its extension
+# (check_answers.py); cookiecutter and cruft do that themselves.
+sys.path.append(str(TEMPLATE))
 BIN = Path(sys.executable).parent  # the template's virtualenv: cookiecutter, ruff, hadolint, uv...
 
 # Every answer that changes the baked files, with its values.

@@ -2,14 +2,20 @@
 `docker compose watch`, cruft updates, and "Use this template"."""
 
 import json
+import os
 import re
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 import yaml
 
-from conftest import TEMPLATE, bake, clean_env, load_yaml, run, tool
+from conftest import BIN, TEMPLATE, bake, clean_env, load_yaml, require, run, tool
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test",
@@ -23,14 +29,14 @@ def git(project: Path, *args: str) -> subprocess.CompletedProcess:
     return run(["git", *args], cwd=project, env=clean_env(**GIT_IDENTITY))
 
 
-def test_pre_commit_passes_on_a_fresh_bake_and_refuses_prod_env(cookies):
+def test_make_lint_passes_on_a_fresh_bake_and_pre_commit_refuses_prod_env(cookies):
+    """`make lint` right after baking: no git repository yet, nothing installed but uv (the template's own uv
+    first on PATH, as a user's would be)."""
     project = bake(cookies, project_name="Hooked")
-    git(project, "init", "-q")
-    git(project, "add", "-A")
-    env = clean_env(PRE_COMMIT_HOME=str(Path.home() / ".cache" / "pre-commit"))
-    result = run(
-        [tool("pre-commit"), "run", "--all-files", "--show-diff-on-failure"], cwd=project, env=env, timeout=900
+    env = clean_env(
+        PRE_COMMIT_HOME=str(Path.home() / ".cache" / "pre-commit"), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"
     )
+    result = run(["make", "lint"], cwd=project, env=env, timeout=900)
     hooks = (
         "ruff check",
         "ruff format",
@@ -44,6 +50,7 @@ def test_pre_commit_passes_on_a_fresh_bake_and_refuses_prod_env(cookies):
         assert re.search(rf"^{re.escape(hook)}\.+Passed$", result.stdout, re.M), (
             f"{hook} did not pass:\n{result.stdout}"
         )
+    assert "keep .envs/prod.env out of git" in result.stdout, "the lint saw the git-ignored secrets"
     git(project, "add", "-f", ".envs/prod.env")
     refused = run(
         [tool("pre-commit"), "run", "no-prod-env", "--files", ".envs/prod.env"], cwd=project, env=env, check=False
@@ -52,9 +59,16 @@ def test_pre_commit_passes_on_a_fresh_bake_and_refuses_prod_env(cookies):
     assert "must not be committed" in refused.stdout
 
 
+def makefile_targets(project: Path) -> list[str]:
+    return re.search(r"^\.PHONY: (.*)$", (project / "Makefile").read_text(), re.M).group(1).split()
+
+
 def test_makefile_offers_the_everyday_tasks(cookies):
     project = bake(cookies, project_name="Tasks")
     listed = run(["make", "help"], cwd=project).stdout
+    assert run(["make"], cwd=project).stdout == listed, "make alone lists the tasks"
+    described = re.findall(r"^  ([a-z-]+) +\S", listed, re.M)
+    assert described == makefile_targets(project), "every target is listed, with what it does"
     for target in (
         "up",
         "watch",
@@ -76,6 +90,118 @@ def test_makefile_offers_the_everyday_tasks(cookies):
     assert "docker build --target staticlayer -t tasks-static:1.2.3 ." in dry
     deploy = run(["make", "-n", "deploy", "TAG=1.2.3"], cwd=project).stdout.splitlines()
     assert "migrate" in deploy[0] and "up -d --wait" in deploy[1], "migrations must run before the new release"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def docker_engine_reachable() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.e2e
+def test_makefile_docker_targets_work_on_a_fresh_bake(cookies):
+    """The targets a new user types first, right after baking, with no stack running: each works. (`make test`
+    and `make build-live` also run in tests/test_e2e.py.)"""
+    require(docker_engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
+    project = bake(cookies, project_name="Make Targets", key_value_store="none", use_celery="n")
+    ports = {"APP_PORT": free_port(), "NGINX_PORT": free_port(), "DB_PORT": free_port()}
+    env = clean_env(**{name: str(port) for name, port in ports.items()})
+    live_env = clean_env(NGINX_PORT=str(free_port()))
+
+    def make(*args: str, stdin: str = "", environment: dict[str, str] = env) -> str:
+        result = subprocess.run(
+            ["make", *args], cwd=project, env=environment, input=stdin, capture_output=True, text=True, timeout=900
+        )
+        assert result.returncode == 0, f"make {' '.join(args)}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        return result.stdout + result.stderr
+
+    def running(*files: str) -> list[str]:
+        command = ["docker", "compose", *(flag for name in files for flag in ("-f", name)), "ps", "-q"]
+        return run(command, cwd=project, env=env).stdout.split()
+
+    try:
+        assert "Applying sessions.0001_initial... OK" in make("migrate")
+        assert "No changes detected" in make("makemigrations")
+        assert "42" in make("shell", stdin="print(6 * 7)\n")
+        assert "Superuser creation skipped due to not running in a TTY" in make("createsuperuser")
+        make("up")
+        assert len(running("compose.yaml")) == 3  # app, db, nginx
+        logs = subprocess.run(["timeout", "10", "make", "logs"], cwd=project, env=env, capture_output=True, text=True)
+        assert "app-1" in logs.stdout and "db-1" in logs.stdout
+        make("down")
+        assert running("compose.yaml") == []
+
+        watch = subprocess.Popen(
+            ["make", "watch"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 300
+        while len(running("compose.yaml", "compose.watch.yaml")) < 3 and time.monotonic() < deadline:
+            assert watch.poll() is None, watch.stdout.read().decode(errors="replace")
+            time.sleep(2)
+        assert len(running("compose.yaml", "compose.watch.yaml")) == 3, "make watch did not start the stack"
+        os.killpg(watch.pid, signal.SIGINT)
+        watch.wait(timeout=60)
+        make("down")
+
+        make("build-live", "TAG=make")
+        make("deploy", "TAG=make", environment=live_env)
+        live = run(
+            ["docker", "compose", "-f", "compose.prod.yaml", "ps", "--format", "{{.Service}} {{.Health}}"],
+            cwd=project,
+            env=live_env,
+        ).stdout
+        assert sorted(live.splitlines()) == ["app healthy", "db healthy", "nginx healthy"], live
+    finally:
+        for files in (["-f", "compose.yaml", "-f", "compose.watch.yaml"], ["-f", "compose.prod.yaml"]):
+            down = ["docker", "compose", *files, "down", "-v", "--rmi", "local", "--timeout", "5"]
+            run(down, cwd=project, env=live_env, check=False)
+        run(["docker", "rmi", "make_targets-app:make", "make_targets-static:make"], check=False)
+
+
+def test_the_readme_bakes_its_first_project_beside_the_checkout_not_inside_it(tmp_path):
+    """The README's first command, run in a copy of the checkout up to `docker compose up` (tests/test_e2e.py
+    runs the stacks): the project lands next to the checkout, which stays as it was."""
+    block = re.search(r"```sh\n(.*?)```", (TEMPLATE / "README.md").read_text(), re.S).group(1)
+    command = block.splitlines()[0].split("  #")[0].split(" && docker compose up")[0]
+    checkout = tmp_path / "template"
+    shutil.copytree(TEMPLATE, checkout, ignore=shutil.ignore_patterns(".git", ".venv", "*cache*", "bench"))
+    before = sorted(path.name for path in checkout.iterdir())
+    env = clean_env(PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    where = run(["bash", "-c", f"set -e; {command}; pwd"], cwd=checkout, env=env, timeout=300).stdout
+    assert where.splitlines()[-1] == str(tmp_path / "my_django_project")
+    assert (tmp_path / "my_django_project" / "manage.py").is_file()
+    assert sorted(path.name for path in checkout.iterdir()) == before, "the bake left files in the checkout"
+
+
+def test_the_readmes_advice_builds_with_your_uid_and_gid_in_any_shell(cookies, tmp_path):
+    """`export UID GID` exported no GID in bash. The advice both READMEs give, run by bash and by sh with a
+    stand-in `docker` that prints what Compose would receive."""
+    project = bake(cookies, project_name="Ids")
+    advice = r"`([^`\n]*\$\(id -g\)[^`\n]*docker compose up[^`\n]*)`"
+    commands = re.findall(advice, (project / "README.md").read_text())
+    assert commands, "the baked README gives no command that passes your ids"
+    assert commands[0] in re.findall(advice, (TEMPLATE / "README.md").read_text()), "the FAQ says otherwise"
+    stand_in = tmp_path / "bin" / "docker"
+    stand_in.parent.mkdir()
+    stand_in.write_text('#!/bin/sh\necho "UID=$UID GID=$GID"\n')
+    stand_in.chmod(0o755)
+    env = {k: v for k, v in clean_env().items() if k not in ("UID", "GID")}
+    env["PATH"] = f"{stand_in.parent}{os.pathsep}{env['PATH']}"
+    for shell in ("bash", "sh"):
+        shown = run([shell, "-c", commands[0]], cwd=project, env=env).stdout.strip()
+        assert shown == f"UID={os.getuid()} GID={os.getgid()}", (shell, commands[0], shown)
 
 
 def test_dependency_updates_are_configured_for_the_chosen_ci(cookies):
@@ -170,7 +296,7 @@ def test_use_this_template_copy_bakes_itself(tmp_path):
     )
     tracked = set(git(copy, "ls-files").stdout.split())
     assert {"manage.py", "Dockerfile", "compose.yaml", "uv.lock", "my_shop/models.py"} <= tracked
-    assert not {"cookiecutter.json", "hooks/pre_gen_project.py"} & tracked
+    assert not {"cookiecutter.json", "check_answers.py", "hooks/post_gen_project.py"} & tracked
     assert ".envs/prod.env" not in tracked and not (copy / ".envs/prod.env").exists()
     assert git(copy, "status", "--porcelain").stdout == ""
     assert "Bake my-shop from the template" in git(copy, "log", "-1", "--format=%s").stdout

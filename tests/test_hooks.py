@@ -1,8 +1,13 @@
 """The hooks: bad answers are refused before anything is written; secrets are fresh and stay in env files;
 options that are off leave no trace."""
 
+import os
+import pty
 import re
+import select
+import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -39,7 +44,8 @@ BAD_ANSWERS = [
     (["domain_name=https://example.com"], "'https://example.com' is not a domain name"),
     (["domain_name=example.com:8000"], "is not a domain name"),
     (["domain_name=exa mple.com"], "is not a domain name"),
-    (["domain_name=Example.COM"], "is not a domain name"),
+    (["domain_name=exa_mple.com"], "is not a domain name"),
+    (["use_celery=yes"], "use_celery 'yes' is not one of y, n"),
     (["key_value_store=none", "use_celery=y"], "use_celery=y needs a key-value store"),
     (["key_value_store=none", "use_celery=y", "email=x"], "answer key_value_store=valkey (or redis), or use_celery=n"),
     (["python_version=3.15", "django_version=5.2"], "python_version=3.15 needs django_version=6.1"),
@@ -73,6 +79,146 @@ def test_several_problems_are_reported_together(tmp_path):
     assert result.returncode != 0
     for message in ("is not an email address", "is not a domain name", "use_celery=y needs a key-value store"):
         assert message in result.stderr
+
+
+@pytest.mark.parametrize("name", ["Admin", "Auth", "Contenttypes", "Sessions", "Messages"])
+def test_a_name_that_is_the_label_of_an_installed_django_app_is_refused(tmp_path, name):
+    """The project's app would share its label with django.contrib.<name>: Django would never start."""
+    result = cookiecutter_cli(tmp_path, f"project_name={name}")
+    assert result.returncode != 0
+    assert f"project_slug '{name.lower()}' is the label of django.contrib.{name.lower()}" in result.stderr
+    assert "Application labels aren't unique" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+CELERY_LOCK = TEMPLATE / "{{cookiecutter.project_slug}}/.locks/py3.14-django6.1-celery.lock"
+LOCKED = sorted(set(re.findall(r'^\[\[package\]\]\nname = "([^"]+)"', CELERY_LOCK.read_text(), re.M)) - {"lockproject"})
+
+
+def test_every_package_of_the_chosen_lock_is_refused_as_a_name(cookies, capsys):
+    """A project named like one of its locked dependencies makes `uv sync` fail ("missing 'source' field"):
+    each such name, spelt as a package name (- _ . and case do not count), is refused at bake time."""
+    assert len(LOCKED) > 20 and "vine" in LOCKED and "typing-extensions" in LOCKED
+    answers = {"python_version": "3.14", "django_version": "6.1", "key_value_store": "valkey", "use_celery": "y"}
+    for package in LOCKED:
+        result = cookies.bake(extra_context={**answers, "project_slug": package.replace("-", "_")})
+        assert result.exit_code == 1, f"{package} was accepted as the project's name"
+        message = capsys.readouterr().err
+        assert "Cannot bake this project" in message, package
+        assert f"the package '{package}' that the project depends on" in message or "would shadow" in message
+
+
+def test_a_package_name_is_refused_only_where_that_package_is_locked(cookies, capsys):
+    refused = cookies.bake(extra_context={"project_name": "Vine", "key_value_store": "valkey", "use_celery": "y"})
+    assert refused.exit_code == 1
+    assert "project_slug 'vine' is the name of the package 'vine'" in capsys.readouterr().err
+    project = bake(cookies, project_name="Vine", key_value_store="none", use_celery="n")  # no Celery, no vine
+    assert 'name = "vine"' in (project / "uv.lock").read_text()
+
+
+def test_the_domain_is_trimmed_and_lower_cased_once_and_written_so_everywhere(cookies):
+    project = bake(cookies, domain_name=" Example.ORG ", deploy_target="compose+kubernetes")
+    values = env_file(project / ".envs/prod.env")
+    assert values["ALLOWED_HOSTS"] == "example.org"
+    assert values["CSRF_TRUSTED_ORIGINS"] == "https://example.org"
+    assert '"ALLOWED_HOSTS": "example.org"' in (project / "tests/test_settings.py").read_text()
+    assert "ALLOWED_HOSTS=example.org" in (project / "k8s/overlays/production/kustomization.yaml").read_text()
+    assert files_mentioning(project, "example.org ") == [] and files_mentioning(project, "// example") == []
+    assert not [p for p in project.rglob("*") if p.is_file() and "Example.ORG" in p.read_text(errors="ignore")]
+
+
+def interactive(output: Path, typed: list[str]) -> str:
+    """Run cookiecutter as a person does, in a terminal, typing these lines; return all it showed."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [tool("cookiecutter"), str(TEMPLATE), "--output-dir", str(output)],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=clean_env(COLUMNS="200"),
+        close_fds=True,
+    )
+    os.close(follower)
+    os.write(leader, "".join(f"{line}\n" for line in typed).encode())
+    shown, deadline = b"", time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if select.select([leader], [], [], 1)[0]:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closes when cookiecutter exits
+                break
+            if not chunk:
+                break
+            shown += chunk
+        elif process.poll() is not None:
+            break
+    process.wait(timeout=30)
+    os.close(leader)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace")).replace("\r", "")
+
+
+# The fourteen questions: name, slug, description, author, email, domain, Python, Django, PostgreSQL,
+# key-value store, Celery, CI, deployment, license. An empty line takes the default.
+DEFAULTS = [""] * 14
+
+
+def test_a_refused_interactive_answer_ends_with_the_message_alone(tmp_path):
+    shown = interactive(tmp_path, ["Messages", *DEFAULTS[1:]])
+    assert "Traceback" not in shown and "Hook script failed" not in shown, shown
+    lines = [line for line in shown.splitlines() if line.strip()]
+    assert lines[-2].startswith("  - project_slug 'messages' is the label of django.contrib.messages"), shown
+    assert lines[-1] == "Nothing was written. Run cookiecutter again with corrected answers."
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_celery_question_is_yes_or_no_and_follows_the_store(tmp_path):
+    """After "none" for the store, the Celery question offers n, and taking the default bakes."""
+    typed = DEFAULTS.copy()
+    typed[0], typed[9] = "No Store", "3"  # key_value_store: 3 - none
+    shown = interactive(tmp_path, typed)
+    question = shown.split("Celery worker for background tasks?")[1].split("[12/14]")[0]
+    assert question.strip() == "y or n (y needs a key-value store) (n):", question  # typed, not numbered
+    assert (tmp_path / "no_store" / "manage.py").exists(), shown
+    assert files_mentioning(tmp_path / "no_store", "celery") == []
+
+
+def test_without_a_store_celery_defaults_to_no(tmp_path):
+    result = cookiecutter_cli(tmp_path, "project_name=Plain", "key_value_store=none")
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "plain" / "config/celery.py").exists()
+    defaults = cookiecutter_cli(tmp_path, "project_name=With Store")
+    assert defaults.returncode == 0 and (tmp_path / "with_store" / "config/celery.py").exists()
+
+
+def test_generated_env_files_are_created_owner_only(tmp_path):
+    """Created with mode 0600, so their secrets are never readable by others, not even for a moment between
+    the write and a chmod: the system calls that create them show the mode they were created with."""
+    strace = shutil.which("strace")
+    require(strace is not None, "strace is not installed: cannot watch how .envs/prod.env is created")
+    trace = tmp_path / "trace"
+    command = [tool("cookiecutter"), "--no-input", str(TEMPLATE), "--output-dir", str(tmp_path / "out")]
+    run([strace, "-f", "-qq", "-e", "trace=open,openat,creat", "-o", str(trace), *command], env=clean_env())
+    creations = [line for line in trace.read_text().splitlines() if re.search(r'/\.envs/[^/"]+\.env", O_\w*', line)]
+    # dev.env is the committed development file, without secrets; the others are git-ignored secrets.
+    creations = [line for line in creations if "O_CREAT" in line and '/.envs/dev.env"' not in line]
+    assert any('/.envs/prod.env"' in line for line in creations), "prod.env was not created with open(O_CREAT)"
+    for line in creations:
+        mode = int(re.search(r"O_CREAT[^)]*, (0[0-7]+)\)", line).group(1), 8)
+        assert mode & 0o077 == 0, f"created readable by others: {line}"
+    for env in set((tmp_path / "out/my_django_project/.envs").glob("*.env")) - {
+        tmp_path / "out/my_django_project/.envs/dev.env"
+    }:
+        assert env.stat().st_mode & 0o777 == 0o600, env.name
+
+
+def test_baked_files_take_the_normalised_domain():
+    """Template files must use __domain_name (trimmed, lower-cased), never the raw answer."""
+    raw = [
+        str(path.relative_to(TEMPLATE))
+        for path in (TEMPLATE / "{{cookiecutter.project_slug}}").rglob("*")
+        if path.is_file() and "cookiecutter.domain_name" in path.read_text(errors="ignore")
+    ]
+    assert raw == [], "use cookiecutter.__domain_name in these files"
 
 
 def test_baking_needs_no_network(tmp_path):

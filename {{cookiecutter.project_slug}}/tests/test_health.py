@@ -43,10 +43,10 @@ def test_readyz_answers_503_when_the_store_is_down(client, settings):
 
 def test_probes_need_neither_the_public_host_nor_https(client, settings):
     """Docker and load balancers call the container by IP, over plain HTTP."""
-    settings.ALLOWED_HOSTS = ["{{ cookiecutter.domain_name }}"]
+    settings.ALLOWED_HOSTS = ["{{ cookiecutter.__domain_name }}"]
     settings.SECURE_SSL_REDIRECT = True
     response = client.get("/healthz", HTTP_HOST="172.18.0.5:8000")
     assert response.status_code == 200
     # Other pages still get the host check and the redirect.
-    assert client.get("/", HTTP_HOST="{{ cookiecutter.domain_name }}").status_code == 301
+    assert client.get("/", HTTP_HOST="{{ cookiecutter.__domain_name }}").status_code == 301
     assert client.get("/", HTTP_HOST="172.18.0.5:8000").status_code == 400

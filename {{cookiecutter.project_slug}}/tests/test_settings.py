@@ -12,7 +12,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 PRODUCTION = {
     "DEBUG": "0",
     "SECRET_KEY": "a-long-random-production-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-    "ALLOWED_HOSTS": "{{ cookiecutter.domain_name }}",
+    "ALLOWED_HOSTS": "{{ cookiecutter.__domain_name }}",
 {%- if cookiecutter.key_value_store != "none" %}
     "REDIS_URL": "redis://redis:6379/0",
 {%- endif %}

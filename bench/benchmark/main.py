@@ -1,0 +1,124 @@
+"""The order of a run: bake, then under the engine lock build, size, start and load, rebuild; then the report."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import builds, engine, live, project, sizes
+from .common import BENCH, DOCS, ROOT, log, run
+from .report import chart, markdown, plain, table, update_docs
+from .state import Run
+
+
+def main(description: str) -> int:
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds of load per figure (default 10)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load before each figure")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="alternating rounds of the static file: ours, bare nginx (default 2)"
+    )
+    parser.add_argument("--settle", type=float, default=5, help="seconds after start before the idle memory")
+    parser.add_argument("--bake-runs", type=int, default=5)
+    parser.add_argument(
+        "--build-rounds",
+        type=int,
+        default=3,
+        help="cold builds and code-change rebuilds, each (default 3; the fastest counts)",
+    )
+    parser.add_argument("--lock", default="/tmp/engine.lock", help="flock held for the whole run")
+    parser.add_argument(
+        "--no-lock", action="store_const", const="", dest="lock", help="the caller already holds the engine lock"
+    )
+    parser.add_argument("--results", type=Path, default=BENCH / "results.json")
+    parser.add_argument("--keep-log", type=Path, help="copy the build and load log here before clean-up")
+    args = parser.parse_args()
+
+    missing = [tool for tool in ("docker", "wrk") if not shutil.which(tool)]
+    if "wrk" in missing:
+        print(
+            "bench: wrk is missing: install it with `apt-get install -y wrk` (Debian package wrk), then run again",
+            file=sys.stderr,
+        )
+        return 2
+    if missing:
+        print("bench: docker is missing: a Docker CLI with Compose v2 is needed", file=sys.stderr)
+        return 2
+
+    def terminate(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    started = time.perf_counter()
+    cleanup = engine.Cleanup()
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    cleanup.add("temporary directory", lambda: shutil.rmtree(work, ignore_errors=True))
+    log(f"working in {work} (log: {work / 'bench.log'}, removed at the end)")
+    try:
+        ctx = Run(args, work, cleanup)
+        project.bake_times(ctx)  # no engine needed: before taking the lock
+        project.bake_project(ctx)
+        project.baseline_context(ctx)
+        with engine.engine_lock(args.lock):
+            try:
+                engine.prepare_engine(ctx)
+                ctx.results["load_average"] = {"start": os.getloadavg()[0]}
+                cleanup.add("images", engine.remove_created_images)
+                builds.cold_builds(ctx)
+                sizes.sizes(ctx)
+                live.live_stacks(ctx)
+                builds.rebuilds(ctx)
+                ctx.results["machine"] = engine.machine(ctx)
+                ctx.results["load_average"]["end"] = os.getloadavg()[0]
+            except BaseException:
+                log_text = (work / "bench.log").read_text()[-6000:] if (work / "bench.log").exists() else ""
+                print(log_text, file=sys.stderr)
+                raise
+            finally:
+                if args.keep_log and (work / "bench.log").exists():
+                    shutil.copy(work / "bench.log", args.keep_log)
+                log("cleaning up")
+                cleanup.run()
+    finally:
+        cleanup.run()
+
+    results = ctx.results
+    results["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    results["load"] = {
+        "tool": "wrk",
+        "threads": args.threads,
+        "connections": args.connections,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "target": "127.0.0.1 only",
+    }
+    git = ["git", "-C", str(ROOT)]
+    results["template"] = {
+        "commit": run([*git, "rev-parse", "--short", "HEAD"], check=False).stdout.strip(),
+        "uncommitted_changes": bool(run([*git, "status", "--porcelain"], check=False).stdout.strip()),
+    }
+    results["run_seconds"] = time.perf_counter() - started - engine.LOCK_WAIT["seconds"]
+    results["lock_wait_seconds"] = engine.LOCK_WAIT["seconds"]
+    rows, goals = table(results)
+    results["goals"] = goals
+    results["table"] = rows
+    args.results.write_text(json.dumps(results, indent=2) + "\n")
+    DOCS.mkdir(exist_ok=True)
+    chart(results, DOCS / "benchmarks.png")
+    update_docs(results, markdown(rows))
+    print(plain(rows))
+    print(
+        f"\nwrote {args.results}, {DOCS / 'benchmarks.png'} and the table in {DOCS / 'benchmarks.md'} "
+        f"({results['run_seconds'] / 60:.1f} min)"
+    )
+    return 0
