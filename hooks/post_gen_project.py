@@ -25,7 +25,8 @@ SECRET_ALPHABET = string.ascii_letters + string.digits + "-_"
 # Files that exist only for an option; removed when it is off.
 OPTIONAL_FILES = {
     "celery": ["config/celery.py", f"{SLUG}/tasks.py", "tests/test_tasks.py", "k8s/base/worker-deployment.yaml"],
-    "store": [f"k8s/base/store-{kind}.yaml" for kind in ("statefulset", "service", "network-policy")],
+    "store": [".envs/store.env.example"]
+    + [f"k8s/base/store-{kind}.yaml" for kind in ("statefulset", "service", "network-policy")],
     "kubernetes": ["k8s"],
     "github": [".github"],
     "gitlab": [".gitlab-ci.yml", "renovate.json"],
@@ -47,14 +48,21 @@ def remove(path: Path) -> None:
 
 
 def write_production_env(project: Path) -> None:
-    """.envs/prod.env = the committed example with a fresh secret for each placeholder."""
+    """.envs/prod.env (the app's), db.env and store.env = the committed examples with fresh secrets: each
+    service of compose.prod.yaml reads only its own file, and a placeholder gets the same value in each."""
     generated = {
         "<SECRET_KEY>": generate_secret(64),
         "<POSTGRES_PASSWORD>": generate_secret(32),
+        "<APP_DB_PASSWORD>": generate_secret(32),
     }
     if USE_STORE:
         generated["<REDIS_PASSWORD>"] = generate_secret(32)
-    lines = (project / ".envs/prod.env.example").read_text().splitlines(keepends=True)
+    for name in ["prod", "db"] + (["store"] if USE_STORE else []):
+        write_env_file(project, name, generated)
+
+
+def write_env_file(project: Path, name: str, generated: dict[str, str]) -> None:
+    lines = (project / f".envs/{name}.env.example").read_text().splitlines(keepends=True)
     while lines and lines[0].startswith("#"):  # the example's own introduction
         lines.pop(0)
     text = "".join(lines)
@@ -65,7 +73,7 @@ def write_production_env(project: Path) -> None:
         "# Git-ignored: never commit this file or copy it into an image. Keep a copy somewhere safe.\n"
     )
     # Created owner-only, never readable by others, not even between a write and a chmod.
-    descriptor = os.open(project / ".envs/prod.env", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    descriptor = os.open(project / f".envs/{name}.env", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     if hasattr(os, "fchmod"):  # a file left by an earlier bake keeps its old mode otherwise
         os.fchmod(descriptor, 0o600)
     with os.fdopen(descriptor, "w") as target:

@@ -644,10 +644,12 @@ class StackChecks(Stack):
     def test_8a_no_secret_in_any_image_layer(self, project):
         secrets = {
             key: value
-            for key, value in env_file(project.path / ".envs/prod.env").items()
-            if key in ("SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD")
+            for name in ("prod", "db", "store")
+            if (project.path / f".envs/{name}.env").exists()
+            for key, value in env_file(project.path / f".envs/{name}.env").items()
+            if key in ("SECRET_KEY", "POSTGRES_PASSWORD", "APP_DB_PASSWORD", "REDIS_PASSWORD")
         }
-        assert "SECRET_KEY" in secrets and "POSTGRES_PASSWORD" in secrets
+        assert {"SECRET_KEY", "POSTGRES_PASSWORD", "APP_DB_PASSWORD"} <= set(secrets)
         for target in ("applayer", "staticlayer"):
             image = project.images[target]
             history = run(["docker", "history", "--no-trunc", image]).stdout
@@ -675,6 +677,41 @@ class StackChecks(Stack):
             bindings = project.inspect(project.container("compose.prod.yaml", service))["HostConfig"]["PortBindings"]
             published = {port: hosts for port, hosts in (bindings or {}).items() if hosts}
             assert not published, f"{service} is published on the host: {published}"
+
+        # Issue 15: the database and the store get only their own variables, no root and (almost) no
+        # capabilities: postgres runs as its user from the start; the store keeps CHOWN, SETGID and SETUID
+        # only to hand /data to its user and switch to it, and none once the server runs.
+        chown, setgid, setuid = 1 << 0, 1 << 6, 1 << 7
+        allowed = {"db": 0} | ({self.store: chown | setgid | setuid} if self.store else {})
+        secret_key = env_file(project.path / ".envs/prod.env")["SECRET_KEY"]
+        for service, bounding in allowed.items():
+            environment = project.live("exec", "-T", service, "env").stdout
+            assert "SECRET_KEY" not in environment and secret_key not in environment, f"{service} sees SECRET_KEY"
+            assert "DATABASE_URL" not in environment, f"{service} sees the app's settings"
+            status = project.live("exec", "-T", service, "cat", "/proc/1/status").stdout
+            fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+            assert int(fields["CapBnd"], 16) == bounding, f"{service}: bounding set {fields['CapBnd']}"
+            assert int(fields["CapEff"], 16) == 0, f"{service} runs with capabilities {fields['CapEff']}"
+            assert fields["Uid"].split()[0] != "0", f"{service} runs as root"
+            assert fields["NoNewPrivs"].strip() == "1", f"{service} may gain privileges"
+        if self.store:
+            write = project.live("exec", "-T", self.store, "touch", "/probe", check=False)
+            assert write.returncode != 0 and "Read-only file system" in write.stderr, f"{self.store}: writable root"
+
+        # The app connects as its own role: it owns the database (migrations ran as it), and is no superuser.
+        query = (
+            "SELECT current_user, rolsuper, rolcreaterole, rolcreatedb,"
+            " (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()),"
+            " (SELECT count(*) FROM django_migrations) FROM pg_roles WHERE rolname = current_user"
+        )
+        script = (
+            "import json; from django.db import connection as c; k = c.cursor();"
+            f" k.execute({query!r}); print(json.dumps(k.fetchone()))"
+        )
+        row = project.run_once("--no-deps", "app", "python", "manage.py", "shell", "-c", script).stdout
+        user, superuser, createrole, createdb, owner, migrations = json.loads(row.strip().splitlines()[-1])
+        assert (user, superuser, createrole, createdb, owner) == (project.slug, False, False, False, project.slug)
+        assert migrations > 0
 
     def test_8c_nginx_headers_version_and_body_limit(self, project, live):
         response = live.get(self.css_path)

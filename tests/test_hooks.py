@@ -239,15 +239,21 @@ def env_file(path: Path) -> dict[str, str]:
     return values
 
 
+GENERATED = {"SECRET_KEY", "POSTGRES_PASSWORD", "APP_DB_PASSWORD", "REDIS_PASSWORD"}
+
+
 def generated_secrets(project: Path) -> dict[str, str]:
-    values = env_file(project / ".envs/prod.env")
-    return {key: values[key] for key in ("SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD") if key in values}
+    """The secrets of the env files the bake wrote: the app's (prod.env), the database's and the store's."""
+    values = {}
+    for path in project.glob(".envs/*.env"):
+        values |= env_file(path)
+    return {key: values[key] for key in GENERATED if key in values}
 
 
 def test_each_bake_generates_different_strong_secrets(cookies):
     first = generated_secrets(bake(cookies, project_name="First"))
     second = generated_secrets(bake(cookies, project_name="Second"))
-    assert set(first) == {"SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD"}
+    assert set(first) == GENERATED
     for key in first:
         assert first[key] != second[key], f"{key} is the same in two bakes"
         # Survives shells, Compose interpolation, .env parsing and URLs: no $ ' " \ ` # @ : / %
@@ -257,10 +263,18 @@ def test_each_bake_generates_different_strong_secrets(cookies):
 
 
 def test_urls_in_prod_env_carry_the_generated_passwords(cookies):
-    values = env_file(bake(cookies, project_name="Urls") / ".envs/prod.env")
-    assert values["DATABASE_URL"] == f"postgres://urls:{values['POSTGRES_PASSWORD']}@db:5432/urls"
-    assert values["REDIS_URL"] == f"redis://:{values['REDIS_PASSWORD']}@valkey:6379/0"  # Valkey, the default
-    assert not any("<" in value for value in values.values()), "a placeholder was left unfilled"
+    project = bake(cookies, project_name="Urls")
+    values, db, store = (env_file(project / f".envs/{name}.env") for name in ("prod", "db", "store"))
+    # The app connects as its own role, with the password the database creates it with.
+    assert values["DATABASE_URL"] == f"postgres://urls:{db['APP_DB_PASSWORD']}@db:5432/urls"
+    assert db["APP_DB_USER"] == "urls" and db["POSTGRES_USER"] == "postgres"
+    assert values["REDIS_URL"] == f"redis://:{store['REDIS_PASSWORD']}@valkey:6379/0"  # Valkey, the default
+    # Each service's own secrets only: the app never sees the superuser's password, the others no SECRET_KEY.
+    assert "POSTGRES_PASSWORD" not in values and "REDIS_PASSWORD" not in values
+    assert set(db) == {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "APP_DB_USER", "APP_DB_PASSWORD"}
+    assert set(store) == {"REDIS_PASSWORD"}
+    for each in (values, db, store):
+        assert not any("<" in value for value in each.values()), "a placeholder was left unfilled"
 
 
 def test_secrets_appear_only_in_the_git_ignored_prod_env(cookies):
@@ -269,10 +283,11 @@ def test_secrets_appear_only_in_the_git_ignored_prod_env(cookies):
     run(["git", "init", "-q"], cwd=project)
     run(["git", "add", "-A"], cwd=project)
     tracked = run(["git", "ls-files"], cwd=project).stdout.split()
-    assert ".envs/prod.env" not in tracked
+    generated = [f".envs/{name}.env" for name in ("prod", "db", "store")]
+    assert not set(generated) & set(tracked)
     assert ".envs/prod.env.example" in tracked and ".envs/dev.env" in tracked
     for path in project.rglob("*"):
-        if path.is_file() and ".git" not in path.parts and path != project / ".envs/prod.env":
+        if path.is_file() and ".git" not in path.parts and str(path.relative_to(project)) not in generated:
             text = path.read_text(errors="ignore")
             for key, secret in found.items():
                 assert secret not in text, f"{key} leaked into {path.relative_to(project)}"

@@ -55,6 +55,20 @@ def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
     return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == kind}
 
 
+def generated(docs: list[dict], kind: str, name: str) -> dict:
+    """The ConfigMap or Secret a kustomize generator made under this name (kustomize adds a hash to it)."""
+    (found,) = [doc for doc in docs if doc["kind"] == kind and doc["metadata"]["name"].rsplit("-", 1)[0] == name]
+    return found
+
+
+def decoded(secret: dict) -> dict[str, str]:
+    return {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+
+
+def env_values(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
+
+
 def container(workload: dict) -> dict:
     return workload["spec"]["template"]["spec"]["containers"][0]
 
@@ -135,7 +149,7 @@ def test_manifests_render_validate_and_pass_checkov(cookies, services, tmp_path)
     ]
 
     # One domain, copied everywhere it is needed; the Ingress sends only /static and /media to nginx.
-    settings = next(doc for doc in docs if doc["kind"] == "ConfigMap")["data"]
+    settings = generated(docs, "ConfigMap", "settings")["data"]
     assert settings["ALLOWED_HOSTS"] == "shop.example.org"
     assert settings["CSRF_TRUSTED_ORIGINS"] == "https://shop.example.org"
     ingress = by_kind(docs, "Ingress")["web"]["spec"]
@@ -143,18 +157,34 @@ def test_manifests_render_validate_and_pass_checkov(cookies, services, tmp_path)
     routes = {p["path"]: p["backend"]["service"]["name"] for p in ingress["rules"][0]["http"]["paths"]}
     assert routes == {"/static": "static", "/media": "static", "/": "app"}
 
-    # Secrets come from the git-ignored .envs/prod.env through the generated Secret, nowhere else.
-    secret = next(doc for doc in docs if doc["kind"] == "Secret")
-    env_values = dict(
-        line.split("=", 1)
-        for line in (project / ".envs/prod.env").read_text().splitlines()
-        if line and not line.startswith("#")
-    )
-    assert base64.b64decode(secret["data"]["SECRET_KEY"]).decode() == env_values["SECRET_KEY"]
+    # Secrets come from the git-ignored .envs/ files through the generated Secrets, nowhere else, and each
+    # pod gets its own service's only (issue 15): the database and the store never see SECRET_KEY.
+    files = {path.stem: env_values(path) for path in project.glob(".envs/*.env") if path.name != "dev.env"}
+    assert decoded(generated(docs, "Secret", "env")) == files["prod"]
+    assert decoded(generated(docs, "Secret", "db-env")) == files["db"]
+    sources = {
+        name: [
+            ref["secretRef"]["name"].rsplit("-", 1)[0]
+            for ref in container(workload).get("envFrom", [])
+            if ref.get("secretRef")
+        ]
+        for name, workload in {**deployments, **statefulsets, **by_kind(docs, "Job")}.items()
+    }
+    store = SERVICES[services]["key_value_store"]
+    assert sources.pop("db") == ["db-env"]
+    if store != "none":
+        assert decoded(generated(docs, "Secret", "store-env")) == files["store"]
+        assert sources.pop(store) == ["store-env"]
+    assert sources.pop("static") == [] and all(refs == ["env"] for refs in sources.values()), sources
+    # The database's init script creates the app's role, as under compose.
+    init = generated(docs, "ConfigMap", "db-init")["data"]["app-role.sh"]
+    compose = (project / "compose.prod.yaml").read_text().replace("$$", "$")
+    assert "NOSUPERUSER" in init
+    assert all(line.strip() in compose for line in init.splitlines() if not line.startswith("#")), "not as compose's"
+    secrets = [value for each in files.values() for key, value in each.items() if "PASSWORD" in key or "KEY" in key]
     for path in k8s.rglob("*"):
         if path.is_file():
-            assert env_values["SECRET_KEY"] not in path.read_text()
-            assert env_values["POSTGRES_PASSWORD"] not in path.read_text()
+            assert not [secret for secret in secrets if secret in path.read_text()], path
 
 
 def test_compose_only_leaves_no_kubernetes_trace(cookies):
@@ -223,14 +253,15 @@ def engine_lock():
 def smoke_pod(docs: list[dict], name: str, images: dict[str, str], postgres_uid: int, volumes_dir: Path) -> dict:
     """The containers of the db StatefulSet and the app and static Deployments, exactly as rendered except
     for what podman kube play cannot do: one pod instead of three workloads and their Services (so the
-    database is on 127.0.0.1), env values inlined from the rendered Secret and ConfigMap, the kubelet probes
+    database is on 127.0.0.1), env values inlined from the rendered Secrets and ConfigMap, the kubelet probes
     left to this test, and every volume a fresh world-writable host folder, as an emptyDir is on a kubelet
-    (podman would make named volumes, shared by name across the engine, with the image's ownership). The
-    media volume is shared, as the claim is; the others are each container's own."""
-    secret = next(doc for doc in docs if doc["kind"] == "Secret")
-    secret_env = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
-    secret_env["DATABASE_URL"] = secret_env["DATABASE_URL"].replace("@db:", "@127.0.0.1:")
-    config_env = next(doc for doc in docs if doc["kind"] == "ConfigMap")["data"]
+    (podman would make named volumes, shared by name across the engine, with the image's ownership), holding
+    the files of a ConfigMap volume. The media volume is shared, as the claim is; the others are each
+    container's own."""
+    sources = {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] in ("Secret", "ConfigMap")}
+    env_sources = {name: decoded(doc) if doc["kind"] == "Secret" else doc["data"] for name, doc in sources.items()}
+    app_env = env_sources[generated(docs, "Secret", "env")["metadata"]["name"]]
+    app_env["DATABASE_URL"] = app_env["DATABASE_URL"].replace("@db:", "@127.0.0.1:")
     workloads = {
         "postgres": by_kind(docs, "StatefulSet")["db"],
         "app": by_kind(docs, "Deployment")["app"],
@@ -238,11 +269,13 @@ def smoke_pod(docs: list[dict], name: str, images: dict[str, str], postgres_uid:
     }
     containers, volumes = [], {}
 
-    def volume(volume_name: str) -> str:
+    def volume(volume_name: str, files: dict[str, str]) -> str:
         folder = volumes_dir / volume_name
         if volume_name not in volumes:
             folder.mkdir(parents=True)
             folder.chmod(0o1777)
+            for file_name, text in files.items():
+                (folder / file_name).write_text(text)
             volumes[volume_name] = {"name": volume_name, "hostPath": {"path": str(folder), "type": "Directory"}}
         return volume_name
 
@@ -252,7 +285,7 @@ def smoke_pod(docs: list[dict], name: str, images: dict[str, str], postgres_uid:
         assert each["name"] == key
         values = {}
         for source in each.pop("envFrom", []):  # in order: a later source wins, as in Kubernetes
-            values.update(secret_env if "secretRef" in source else config_env)
+            values.update(env_sources[(source.get("secretRef") or source.get("configMapRef"))["name"]])
         values.update({e["name"]: e["value"] for e in each.pop("env", [])})
         if values:
             each["env"] = [{"name": k, "value": v} for k, v in values.items()]
@@ -266,9 +299,11 @@ def smoke_pod(docs: list[dict], name: str, images: dict[str, str], postgres_uid:
         if key == "postgres":
             context["runAsUser"] = context["runAsGroup"] = postgres_uid
         each["securityContext"] = context
+        config_maps = {v["name"]: v["configMap"]["name"] for v in spec.get("volumes", []) if "configMap" in v}
         for mount in each.get("volumeMounts", []):
             shared = mount["name"] in ("media", "data")
-            mount["name"] = volume(mount["name"] if shared else f"{key}-{mount['name']}")
+            files = sources[config_maps[mount["name"]]]["data"] if mount["name"] in config_maps else {}
+            mount["name"] = volume(mount["name"] if shared else f"{key}-{mount['name']}", files)
         containers.append(each)
     return {
         "apiVersion": "v1",
@@ -323,6 +358,11 @@ def test_podman_kube_play_starts_the_app_database_and_nginx(cookies, tmp_path):
         # and then the database is ready for /readyz.
         run(["podman", "exec", app, "python", "manage.py", "migrate", "--noinput"], timeout=300)
         ready = run(["podman", "exec", app, "python", "-c", probe.format("/readyz")])
+        # ... as the app's own role, which the database's init script (the db-init ConfigMap) created.
+        script = "from django.db import connection as c; k = c.cursor(); k.execute(%r); print(k.fetchone())"
+        query = "SELECT current_user, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
+        role = run(["podman", "exec", app, "python", "manage.py", "shell", "-c", script % query]).stdout
+        assert role.strip().splitlines()[-1] == "('k8s_smoke', False, False)"
         assert json.loads(ready.stdout)["status"] == "ok"
         assert run(["podman", "exec", app, "id", "-u"]).stdout.strip() == "10001"
         assert run(["podman", "exec", app, "touch", "/app/x"], check=False).returncode != 0, "root must be read-only"
@@ -341,3 +381,104 @@ def test_podman_kube_play_starts_the_app_database_and_nginx(cookies, tmp_path):
                 subprocess.run(["podman", "kube", "down", str(manifest)], capture_output=True, timeout=300)
             subprocess.run(["podman", "rmi", *images.values(), postgres_image], capture_output=True, timeout=300)
             subprocess.run(["docker", "rmi", *images.values()], capture_output=True, timeout=300)
+
+
+# ---- issue 15: who may talk to whom, and names Kubernetes accepts -------------------------------------
+
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """Whether a Kubernetes label selector (matchLabels, matchExpressions with In) selects these labels."""
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", expression
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def pod_labels(docs: list[dict]) -> dict[str, dict]:
+    """Each workload's pod labels, by workload name."""
+    return {
+        doc["metadata"]["name"]: doc["spec"]["template"]["metadata"]["labels"]
+        for doc in docs
+        if doc["kind"] in ("Deployment", "StatefulSet", "Job")
+    }
+
+
+def allowed_egress(docs: list[dict], labels: dict) -> set[tuple[str, str, int, str]]:
+    """(namespace, pod, port, protocol) a pod may reach, by the NetworkPolicies that select it for Egress. A
+    rule with no `to` or no `ports` (anywhere, any port) is reported as '*'."""
+    allowed = set()
+    for policy in by_kind(docs, "NetworkPolicy").values():
+        spec = policy["spec"]
+        if "Egress" not in spec["policyTypes"] or not selects(spec["podSelector"], labels):
+            continue
+        for rule in spec.get("egress", []):
+            peers = rule.get("to") or [{"*": "*"}]
+            ports = rule.get("ports") or [{"port": "*", "protocol": "*"}]
+            for peer in peers:
+                namespace = peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+                pods = peer.get("podSelector")
+                target = "*" if "*" in peer else json.dumps(pods, sort_keys=True) if pods is not None else "*"
+                for port in ports:
+                    allowed.add((namespace or "own", target, port["port"], port.get("protocol", "TCP")))
+    return allowed
+
+
+@pytest.mark.parametrize("services", ["celery-valkey", "none"])
+def test_network_policies_admit_the_ingress_controller_only_and_deny_other_egress(cookies, services):
+    project = bake(cookies, project_name="Fenced Shop", **SERVICES[services], **KUBE)
+    docs = render(project)
+    policies = by_kind(docs, "NetworkPolicy")
+    deny = policies["default-deny"]["spec"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny and "egress" not in deny
+
+    # The app and nginx take traffic from the Ingress controller's namespace only, set in the overlay.
+    web = policies["web"]["spec"]
+    assert web["ingress"][0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    ]
+    overlay = (project / "k8s/overlays/production/kustomization.yaml").read_text()
+    assert "value: ingress-nginx" in overlay
+
+    # Egress: DNS for every pod; the app image's pods reach the database and the store, nothing else does.
+    store = SERVICES[services]["key_value_store"]
+    dns = {
+        ("kube-system", json.dumps({"matchLabels": {"k8s-app": "kube-dns"}}), 53, protocol)
+        for protocol in ("UDP", "TCP")
+    }
+    backends = {("own", json.dumps({"matchLabels": {"app.kubernetes.io/name": "db"}}), 5432, "TCP")}
+    if store != "none":
+        backends.add(("own", json.dumps({"matchLabels": {"app.kubernetes.io/name": store}}), 6379, "TCP"))
+    workloads = pod_labels(docs)
+    assert {"app", "migrate", "static", "db"} <= set(workloads)
+    for name, labels in workloads.items():
+        expected = dns | (backends if name in ("app", "worker", "migrate") else set())
+        assert allowed_egress(docs, labels) == expected, name
+
+
+def test_a_long_project_name_renders_names_kubernetes_accepts(cookies, tmp_path):
+    name = "The Northern Cooperative Bakery and Coffee Roastery of Greater Fenwick Online Shop"
+    project = bake(cookies, project_name=name, key_value_store="valkey", use_celery="y", **KUBE)
+    assert len(project.name) > 63
+    docs = render(project)
+    namespace = next(iter(by_kind(docs, "Namespace")))
+    assert DNS_LABEL.match(namespace) and len(namespace) <= 63, namespace
+    for doc in docs:
+        metadata = doc["metadata"]
+        assert len(metadata["name"]) <= 63, metadata["name"]
+        labels = dict(metadata.get("labels", {}))
+        labels |= doc.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
+        for key, value in labels.items():
+            assert len(value) <= 63 and LABEL_VALUE.match(value), f"{doc['kind']} {metadata['name']}: {key}={value}"
+    # The README's commands name the namespace the manifests create.
+    readme = (project / "README.md").read_text()
+    assert f"kubectl -n {namespace} rollout status deployment/app" in readme
+    rendered = tmp_path / "live.yaml"
+    rendered.write_text(yaml.safe_dump_all(docs))
+    run([tool("kubernetes-validate"), "--strict", "--quiet", str(rendered)])

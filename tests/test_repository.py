@@ -1,8 +1,16 @@
 """The template repository itself: its README's commands are what CI runs, and its own code is linted."""
 
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
-from conftest import TEMPLATE, run, tool
+import yaml
+
+from conftest import TEMPLATE, bake, clean_env, run, tool
+
+ZIZMOR = "1.32.0"  # the template's pinned dev dependency, and the baked pre-commit's
 
 
 def readme_commands() -> list[str]:
@@ -32,3 +40,92 @@ def test_template_scripts_pass_shellcheck_and_ruff():
     run([tool("shellcheck"), str(TEMPLATE / ".ci/run")])
     run([tool("ruff"), "check", "--no-cache", "tests", "scripts"], cwd=TEMPLATE)
     run([tool("ruff"), "format", "--no-cache", "--check", "tests", "scripts"], cwd=TEMPLATE)
+
+
+# ---- GitHub Actions: zizmor, and the "Use this template" bake commit ---------------------------------
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+}
+PINNED = re.compile(r"^\s*-?\s*uses: [\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+
+
+def zizmor(*paths: Path) -> subprocess.CompletedProcess:
+    return run([tool("zizmor"), "--offline", "--no-progress", *map(str, paths)], check=False)
+
+
+def assert_actions_pinned(workflows: Path) -> None:
+    for path in sorted(workflows.glob("*.yml")):
+        for line in path.read_text().splitlines():
+            if "uses:" in line:
+                assert PINNED.match(line), f"{path.name}: not pinned by commit with its version: {line.strip()}"
+
+
+def test_template_workflows_pass_zizmor_with_actions_pinned_by_commit():
+    workflows = TEMPLATE / ".github/workflows"
+    result = zizmor(workflows)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_actions_pinned(workflows)
+    bake = yaml.safe_load((workflows / "use-this-template.yml").read_text())
+    assert bake["permissions"] == {}, "no token rights by default; only the pushing job gets contents: write"
+    assert bake["jobs"]["bake"]["permissions"] == {"contents": "write"}
+
+
+def test_baked_github_workflows_pass_zizmor(cookies):
+    project = bake(cookies, ci="github", key_value_store="valkey", use_celery="y")
+    workflows = project / ".github/workflows"
+    result = zizmor(workflows)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_actions_pinned(workflows)
+    checkouts = [
+        step
+        for job in yaml.safe_load((workflows / "ci.yml").read_text())["jobs"].values()
+        for step in job["steps"]
+        if step.get("uses", "").startswith("actions/checkout@")
+    ]
+    assert checkouts and all(step["with"]["persist-credentials"] is False for step in checkouts)
+    # The same check runs in the project's pre-commit, so a new workflow is checked before it is pushed.
+    hooks = (project / ".pre-commit-config.yaml").read_text()
+    assert f"zizmor=={ZIZMOR}" in hooks
+    env = clean_env(PRE_COMMIT_HOME=str(Path.home() / ".cache" / "pre-commit"), **GIT_IDENTITY)
+    run(["git", "init", "-q"], cwd=project, env=env)
+    run(["git", "add", "-A"], cwd=project, env=env)
+    hook = run([tool("pre-commit"), "run", "zizmor", "--all-files"], cwd=project, env=env, timeout=900, check=False)
+    assert hook.returncode == 0 and re.search(r"^zizmor\.+Passed$", hook.stdout, re.M), hook.stdout
+
+
+def test_use_this_template_bake_commit_leaves_github_workflows_alone(tmp_path):
+    """GitHub refuses a push from the workflow's built-in token that creates, changes or deletes anything in
+    .github/workflows/ (that needs the `workflows` permission, which GITHUB_TOKEN cannot have). The bake
+    commit must therefore leave that folder as the template had it; the baked workflows wait in
+    .github/baked-workflows/ for the user to move them in with their own credentials."""
+    copy = tmp_path / "my-shop"
+    files = run(["git", "ls-files", "-co", "--exclude-standard"], cwd=TEMPLATE).stdout.splitlines()
+    for name in files:
+        source = TEMPLATE / name
+        if source.is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy / name)
+    env = clean_env(**GIT_IDENTITY)
+    run(["git", "init", "-q", "-b", "main"], cwd=copy, env=env)
+    run(["git", "add", "-A"], cwd=copy, env=env)
+    run(["git", "commit", "-qm", "Initial commit"], cwd=copy, env=env)  # what "Use this template" creates
+    before = run(["git", "ls-tree", "-r", "HEAD", ".github/workflows"], cwd=copy).stdout
+    run([sys.executable, "scripts/bake_into_repository.py", "--name", "my-shop", "--commit"], cwd=copy, env=env)
+
+    changed = run(["git", "diff", "--name-only", "HEAD~1", "HEAD"], cwd=copy).stdout.splitlines()
+    assert "manage.py" in changed
+    assert [name for name in changed if name.startswith(".github/workflows/")] == []
+    assert run(["git", "ls-tree", "-r", "HEAD", ".github/workflows"], cwd=copy).stdout == before
+    baked = copy / ".github/baked-workflows"
+    assert (baked / "ci.yml").is_file() and "uv run pytest" in (baked / "ci.yml").read_text()
+    # The one step left to the user, in the project's README.
+    readme = (copy / "README.md").read_text()
+    assert "git mv .github/baked-workflows .github/workflows" in readme
+    # The template's own workflows left in place do nothing in the new repository.
+    for path in (copy / ".github/workflows").glob("*.yml"):
+        jobs = yaml.safe_load(path.read_text())["jobs"].values()
+        assert all("is_template" in job["if"] for job in jobs), path.name
