@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import signal
 import socket
@@ -198,7 +199,11 @@ class Project:
 def project(request, cookies_session):
     """The class's project, baked and with its four images built once."""
     require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
-    project = Project(bake(cookies_session, domain_name=DOMAIN, **request.cls.options))
+    options = dict(request.cls.options)
+    # Two runs of the same class on one engine would share compose project, volume and image names:
+    # E2E_NAME_SUFFIX (e.g. a branch name) keeps a second run's apart.
+    options["project_name"] += f" {os.environ['E2E_NAME_SUFFIX']}" if os.environ.get("E2E_NAME_SUFFIX") else ""
+    project = Project(bake(cookies_session, domain_name=DOMAIN, **options))
     project.remove()  # whatever an interrupted earlier run left behind (volumes hold old passwords)
     for name, text in STRAYS.items():
         (project.path / name).write_text(text)
