@@ -211,3 +211,18 @@ def test_stray_secrets_are_neither_committed_nor_sent_to_the_build(cookies, tmp_
     sent = {str(path.relative_to(context)) for path in context.rglob("*") if path.is_file()}
     assert not set(strays) & sent, f"in the build context: {set(strays) & sent}"
     assert {"manage.py", "uv.lock", "config/settings.py", "nginx/nginx.conf"} <= sent
+
+
+def test_readme_backups_section_names_real_make_targets(cookies):
+    """Issue 13: the baked README's "Backups and restore" section; every `make` command it gives is one the
+    Makefile lists (the commands themselves run in tests/test_backups.py)."""
+    project = bake(cookies)
+    readme = (project / "README.md").read_text()
+    section = re.search(r"^## Backups and restore\n(.*?)^## ", readme, re.S | re.M)
+    assert section, "the README has no 'Backups and restore' section"
+    named = set(re.findall(r"`make ([a-z-]+)", section.group(1)))
+    assert named >= {"backup", "backups", "restore", "pg-upgrade"}, named
+    listed = set(re.findall(r"^  ([a-z-]+) ", run(["make", "help"], cwd=project).stdout, re.M))
+    assert named <= listed, f"not in `make help`: {named - listed}"
+    for where in ("./backups", "BACKUP_PATH", "rsync", "/var/lib/postgresql"):
+        assert where in section.group(1), where
