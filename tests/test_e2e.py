@@ -248,6 +248,15 @@ class Stack:
         """The key-value store's service: valkey, redis, or None."""
         return None if self.options["key_value_store"] == "none" else self.options["key_value_store"]
 
+    @property
+    def by_username(self) -> bool:
+        return self.options.get("username_type") == "username"
+
+    @property
+    def admin(self) -> str:
+        """What the admin created in test_3c signs in with: the email address, or the username."""
+        return "admin" if self.by_username else "admin@example.com"
+
 
 class StackChecks(Stack):
     """The checks; subclasses say which project to bake."""
@@ -541,13 +550,12 @@ class StackChecks(Stack):
             "manage.py",
             "createsuperuser",
             "--noinput",
-            "--username",
-            "admin",
+            *(["--username", "admin"] if self.by_username else []),
             "--email",
             "admin@example.com",
         )
         login = live.post_form(
-            "/admin/login/?next=/admin/", {"username": "admin", "password": "e2e-Password-1", "next": "/admin/"}
+            "/admin/login/?next=/admin/", {"username": self.admin, "password": "e2e-Password-1", "next": "/admin/"}
         )
         assert login.status_code == 302, (
             f"login failed ({login.status_code}): {project.logs('compose.prod.yaml', 'app')}"
@@ -583,7 +591,7 @@ class StackChecks(Stack):
         assert refused.status_code == 302 and refused.headers["Location"].startswith("/admin/login/")
         # Staff (the admin created in test_3c) can: the home page's form posts to /tasks/.
         staff = Browser(project.live_port)
-        login = staff.post_form("/admin/login/", {"username": "admin", "password": "e2e-Password-1", "next": "/"})
+        login = staff.post_form("/admin/login/", {"username": self.admin, "password": "e2e-Password-1", "next": "/"})
         assert login.status_code == 302, login.text[:500]
         page = staff.get("/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
@@ -958,7 +966,8 @@ class TestStackOnTheDefaults(StackChecks):
 
 
 class TestStackOnTheOldestVersions(StackChecks):
-    """The oldest supported pair, Python 3.12 and PostgreSQL 15, on the newest Django, with no store."""
+    """The oldest supported pair, Python 3.12 and PostgreSQL 15, on the newest Django, with no store; users
+    sign in with a username (the defaults: by email)."""
 
     options = {
         "project_name": "E2E Lean",
@@ -967,6 +976,7 @@ class TestStackOnTheOldestVersions(StackChecks):
         "postgres_version": "15",
         "key_value_store": "none",
         "use_celery": "n",
+        "username_type": "username",
     }
 
 

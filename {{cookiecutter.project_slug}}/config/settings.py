@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "users",
     "{{ cookiecutter.project_slug }}",
 ]
 
@@ -126,6 +127,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The project's own user model (users/), in place from the first migration: swapping it in later is hard.
+AUTH_USER_MODEL = "users.User"
 {% if cookiecutter.key_value_store != "none" %}
 # {{ cookiecutter.key_value_store | capitalize }}: cache{% if cookiecutter.use_celery == "y" %} and Celery broker{% endif %}. Optional for local work, required in production.
 # It speaks the Redis protocol, so the URL is redis:// and Django's Redis cache backend talks to it.
