@@ -211,3 +211,13 @@ def test_stray_secrets_are_neither_committed_nor_sent_to_the_build(cookies, tmp_
     sent = {str(path.relative_to(context)) for path in context.rglob("*") if path.is_file()}
     assert not set(strays) & sent, f"in the build context: {set(strays) & sent}"
     assert {"manage.py", "uv.lock", "config/settings.py", "nginx/nginx.conf"} <= sent
+
+
+def test_every_email_variable_is_in_both_env_files_and_the_readme_table(cookies):
+    project = bake(cookies)
+    readme = (project / "README.md").read_text()
+    for name in ("EMAIL_URL", "DEFAULT_FROM_EMAIL", "SERVER_EMAIL", "ADMINS"):
+        assert f"{name}" in (project / ".envs/dev.env").read_text(), name
+        assert re.search(rf"^#? ?{name}=", (project / ".envs/prod.env.example").read_text(), re.M), name
+        assert f"| `{name}` |" in readme, name
+    assert "| `EMAIL_TIMEOUT` |" in readme
