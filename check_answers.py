@@ -21,6 +21,7 @@ CHOICES = {
     "postgres_version": ["18", "17", "16", "15"],
     "key_value_store": ["valkey", "redis", "none"],
     "use_celery": ["y", "n"],
+    "username_type": ["email", "username"],
     "ci": ["github", "gitlab", "none"],
     "deploy_target": ["compose", "compose+kubernetes"],
 }
@@ -30,7 +31,7 @@ CHOICES = {
 TAKEN = {
     "django", "celery", "kombu", "redis", "valkey", "gunicorn", "psycopg2", "dj_database_url", "pytest",
     "pytest_django", "config", "test", "tests", "manage", "wait_entrypoint", "nginx", "media",
-    "static", "staticfiles", "templates", "site", "app",
+    "static", "staticfiles", "templates", "site", "app", "users",
 }
 # fmt: on
 SLUG = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -33,6 +33,7 @@ SERVICES = {
 }
 CIS = ["github", "gitlab", "none"]
 LICENSES = ["MIT", "BSD-3-Clause", "Apache-2.0", "GPL-3.0-or-later", "Not open source"]
+USERNAME_TYPES = ["email", "username"]
 
 
 def supported(python: str, django: str) -> bool:
@@ -57,6 +58,8 @@ def combinations() -> list[dict[str, str]]:
             **SERVICES[svc],
             "ci": CIS[index % len(CIS)],
             "open_source_license": LICENSES[index % len(LICENSES)],
+            # Changes the users app's model, admin, migration and tests only: alternating covers both.
+            "username_type": USERNAME_TYPES[index % len(USERNAME_TYPES)],
         }
         for index, (py, dj, pg, svc) in enumerate(versions)
     ]
@@ -75,6 +78,7 @@ def combination_id(context: dict[str, str]) -> str:
             services_id(context),
             context["ci"],
             context["open_source_license"].replace(" ", ""),
+            context["username_type"],
         ]
     )
 

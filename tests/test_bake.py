@@ -226,3 +226,13 @@ def test_readme_backups_section_names_real_make_targets(cookies):
     assert named <= listed, f"not in `make help`: {named - listed}"
     for where in ("./backups", "BACKUP_PATH", "rsync", "/var/lib/postgresql"):
         assert where in section.group(1), where
+
+
+def test_every_email_variable_is_in_both_env_files_and_the_readme_table(cookies):
+    project = bake(cookies)
+    readme = (project / "README.md").read_text()
+    for name in ("EMAIL_URL", "DEFAULT_FROM_EMAIL", "SERVER_EMAIL", "ADMINS"):
+        assert f"{name}" in (project / ".envs/dev.env").read_text(), name
+        assert re.search(rf"^#? ?{name}=", (project / ".envs/prod.env.example").read_text(), re.M), name
+        assert f"| `{name}` |" in readme, name
+    assert "| `EMAIL_TIMEOUT` |" in readme

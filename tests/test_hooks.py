@@ -36,6 +36,7 @@ BAD_ANSWERS = [
     (["project_slug=celery"], "'celery' would shadow"),
     (["project_slug=config"], "'config' would shadow"),
     (["project_slug=test"], "'test' would shadow"),
+    (["project_slug=users"], "'users' would shadow"),
     (["project_slug=json"], "'json' would shadow"),
     (["project_slug=class"], "'class' would shadow"),
     (['project_name=The "Best" Shop'], "contains a double quote"),
@@ -63,7 +64,14 @@ def test_bad_answers_are_refused_with_a_message_and_nothing_written(tmp_path, an
 
 @pytest.mark.parametrize(
     "answer",
-    ["python_version=3.9", "django_version=4.2", "postgres_version=9", "key_value_store=memcached", "ci=jenkins"],
+    [
+        "python_version=3.9",
+        "django_version=4.2",
+        "postgres_version=9",
+        "key_value_store=memcached",
+        "ci=jenkins",
+        "username_type=phone",
+    ],
 )
 def test_answers_outside_the_choices_are_refused(tmp_path, answer):
     """Cookiecutter itself checks choices given on the command line (the pre-gen hook checks them again)."""
@@ -157,9 +165,9 @@ def interactive(output: Path, typed: list[str]) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace")).replace("\r", "")
 
 
-# The fourteen questions: name, slug, description, author, email, domain, Python, Django, PostgreSQL,
-# key-value store, Celery, CI, deployment, license. An empty line takes the default.
-DEFAULTS = [""] * 14
+# The fifteen questions: name, slug, description, author, email, domain, Python, Django, PostgreSQL,
+# key-value store, Celery, sign-in, CI, deployment, license. An empty line takes the default.
+DEFAULTS = [""] * 15
 
 
 def test_a_refused_interactive_answer_ends_with_the_message_alone(tmp_path):
@@ -176,7 +184,7 @@ def test_the_celery_question_is_yes_or_no_and_follows_the_store(tmp_path):
     typed = DEFAULTS.copy()
     typed[0], typed[9] = "No Store", "3"  # key_value_store: 3 - none
     shown = interactive(tmp_path, typed)
-    question = shown.split("Celery worker for background tasks?")[1].split("[12/14]")[0]
+    question = shown.split("Celery worker for background tasks?")[1].split("[12/15]")[0]
     assert question.strip() == "y or n (y needs a key-value store) (n):", question  # typed, not numbered
     assert (tmp_path / "no_store" / "manage.py").exists(), shown
     assert files_mentioning(tmp_path / "no_store", "celery") == []

@@ -1,5 +1,6 @@
 """The template repository itself: its README's commands are what CI runs, and its own code is linted."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -24,6 +25,13 @@ def test_readme_starts_with_the_bake_and_test_commands():
     bake, test = readme_commands()
     assert "cookiecutter" in bake and "docker compose up" in bake
     assert test == "uv run pytest"
+
+
+def test_the_readme_options_table_lists_every_question():
+    questions = [key for key in json.loads((TEMPLATE / "cookiecutter.json").read_text()) if not key.startswith("_")]
+    table = (TEMPLATE / "README.md").read_text().split("## Options", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"`(\w+)`", " ".join(re.findall(r"^\| ([^|]+) \|", table, re.M))))
+    assert set(questions) <= listed, f"not in the README's Options table: {sorted(set(questions) - listed)}"
 
 
 def test_ci_runs_the_readme_test_command_after_the_engine_and_stand_ins():

@@ -7,6 +7,7 @@ values production needs are set, so a forgotten variable fails loudly instead of
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -73,6 +74,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "users",
     "{{ cookiecutter.project_slug }}",
 ]
 
@@ -126,6 +128,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The project's own user model (users/), in place from the first migration: swapping it in later is hard.
+AUTH_USER_MODEL = "users.User"
 {% if cookiecutter.key_value_store != "none" %}
 # {{ cookiecutter.key_value_store | capitalize }}: cache{% if cookiecutter.use_celery == "y" %} and Celery broker{% endif %}. Optional for local work, required in production.
 # It speaks the Redis protocol, so the URL is redis:// and Django's Redis cache backend talks to it.
@@ -155,6 +159,58 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 {% endif %}
+# Email. With DEBUG on every mail is printed to the console (`docker compose logs app`): nothing is ever sent
+# from development. The live site sends through the SMTP server in EMAIL_URL: smtp+tls://user:password@host:587
+# (STARTTLS), smtps://user:password@host:465 (TLS from the start) or smtp://host:25 (a relay you trust); a
+# password with @ : / in it is percent-encoded. The site needs mail only for password resets and error
+# reports to ADMINS, so it starts without EMAIL_URL, and each mail it then tries to send fails loudly.
+EMAIL_SCHEMES = {"smtp": (25, False, False), "smtp+tls": (587, True, False), "smtps": (465, False, True)}
+EMAIL_URL = os.environ.get("EMAIL_URL", "").strip()
+_mailer: dict = {"BACKEND": "config.mail.UnconfiguredEmailBackend", "OPTIONS": {}}
+if DEBUG:
+    _mailer["BACKEND"] = "django.core.mail.backends.console.EmailBackend"
+elif EMAIL_URL:
+    _email = urlsplit(EMAIL_URL)
+    try:
+        _port = _email.port
+    except ValueError:
+        _port, _email = None, _email._replace(netloc="")
+    if _email.scheme not in EMAIL_SCHEMES or not _email.hostname:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL ({_email.scheme or 'no scheme'}://...) is not an SMTP URL: use "
+            "smtp+tls://user:password@host:587, smtps://user:password@host:465 or smtp://host:25."
+        )
+    _default_port, _tls, _ssl = EMAIL_SCHEMES[_email.scheme]
+    _mailer["BACKEND"] = "django.core.mail.backends.smtp.EmailBackend"
+    _mailer["OPTIONS"] = {
+        "host": _email.hostname,
+        "port": _port or _default_port,
+        "username": unquote(_email.username or ""),
+        "password": unquote(_email.password or ""),
+        "use_tls": _tls,
+        "use_ssl": _ssl,
+        "timeout": env_int("EMAIL_TIMEOUT", 10),
+    }
+{%- if cookiecutter.django_version == "5.2" %}
+EMAIL_BACKEND = _mailer["BACKEND"]  # Django 6.1 takes _mailer as it is: MAILERS = {"default": _mailer}
+if _options := _mailer["OPTIONS"]:
+    EMAIL_HOST, EMAIL_PORT, EMAIL_TIMEOUT = _options["host"], _options["port"], _options["timeout"]
+    EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _options["username"], _options["password"]
+    EMAIL_USE_TLS, EMAIL_USE_SSL = _options["use_tls"], _options["use_ssl"]
+{%- else %}
+MAILERS = {"default": _mailer}
+{%- endif %}
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "").strip() or "webmaster@localhost"
+SERVER_EMAIL = os.environ.get("SERVER_EMAIL", "").strip() or DEFAULT_FROM_EMAIL  # error reports come from it
+# Who gets a mail for each server error (500), comma-separated addresses.
+{%- if cookiecutter.django_version == "5.2" %}
+ADMINS = [(address, address) for address in env_list("ADMINS")]
+{%- else %}
+ADMINS = env_list("ADMINS")
+{%- endif %}
+# The admin's login is the site's login (password-reset pages link to it).
+LOGIN_URL = "admin:login"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -221,9 +277,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "plain"}},
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "plain"},
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "django.utils.log.AdminEmailHandler",
+        },
+    },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     # Django gives its own logger a console handler too, and the records also reach the root's:
-    # listing it here drops that handler, so each line is printed once.
-    "loggers": {"django": {"level": LOG_LEVEL}},
+    # listing it here drops that handler, so each line is printed once. Errors also mail ADMINS.
+    "loggers": {"django": {"level": LOG_LEVEL, "handlers": ["mail_admins"]}},
 }

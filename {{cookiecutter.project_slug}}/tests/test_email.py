@@ -1,0 +1,109 @@
+"""Which backend sends the mail, and the password reset it is needed for."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+
+PROJECT = Path(__file__).resolve().parent.parent
+LIVE = {"DEBUG": "0", "SECRET_KEY": "a-long-random-production-key-0123456789", "ALLOWED_HOSTS": "example.com"}
+NAMES = ["DEBUG", "EMAIL_URL", "DEFAULT_FROM_EMAIL", "SERVER_EMAIL", "ADMINS", "DATABASE_URL"]
+{%- if cookiecutter.key_value_store != "none" %}
+LIVE["REDIS_URL"] = "redis://store:6379/0"
+NAMES.append("REDIS_URL")
+{%- endif %}
+# What the default mailer really uses (Django 6.1's MAILERS, or 5.2's EMAIL_* settings).
+INSPECT = """
+import json, django
+django.setup()
+from django.conf import settings
+from django.core import mail
+backend = mail.mailers["default"] if hasattr(mail, "mailers") else mail.get_connection()
+found = {name: getattr(backend, name, None) for name in ("host", "port", "username", "password", "use_tls", "use_ssl")}
+found["BACKEND"] = f"{type(backend).__module__}.{type(backend).__name__}"
+found.update(DEFAULT_FROM_EMAIL=settings.DEFAULT_FROM_EMAIL, SERVER_EMAIL=settings.SERVER_EMAIL, ADMINS=settings.ADMINS)
+print(json.dumps(found))
+"""
+
+
+def run_settings(code: str, **environ: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in NAMES}
+    env.update(environ, DJANGO_SETTINGS_MODULE="config.settings")
+    return subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True)
+
+
+def mail_settings(**environ: str) -> dict:
+    result = run_settings(INSPECT, **environ)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_development_prints_mail_to_the_console_even_with_an_email_url():
+    found = mail_settings(DEBUG="1", EMAIL_URL="smtp+tls://user:secret@smtp.example.com:587")
+    assert found["BACKEND"] == "django.core.mail.backends.console.EmailBackend"
+
+
+@pytest.mark.parametrize(
+    "url, host, port, tls, ssl",
+    [
+        ("smtp+tls://apikey:p%40ss%2Fword@smtp.example.com", "smtp.example.com", 587, True, False),
+        ("smtps://apikey:p%40ss%2Fword@mail.example.com:2465", "mail.example.com", 2465, False, True),
+        ("smtp://relay:25", "relay", 25, False, False),
+    ],
+)
+def test_the_live_site_sends_through_the_smtp_server_in_email_url(url, host, port, tls, ssl):
+    found = mail_settings(**LIVE, EMAIL_URL=url)
+    assert found["BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert (found["host"], found["port"], found["use_tls"], found["use_ssl"]) == (host, port, tls, ssl)
+    if "apikey" in url:
+        assert (found["username"], found["password"]) == ("apikey", "p@ss/word")
+
+
+@pytest.mark.parametrize("url", ["https://user:hunter2@smtp.example.com", "smtp+tls://user:hunter2@:587", "smtp://h:x"])
+def test_a_malformed_email_url_stops_the_start_without_showing_the_password(url):
+    result = run_settings("import django; django.setup()", **LIVE, EMAIL_URL=url)
+    assert result.returncode != 0
+    assert "EMAIL_URL" in result.stderr and "is not an SMTP URL" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_without_email_url_the_live_site_starts_and_a_mail_fails_loudly():
+    code = "import django; django.setup(); from django.core.mail import send_mail; send_mail('s', 'b', None, ['a@b.c'])"
+    result = run_settings(code, **LIVE)
+    assert "ImproperlyConfigured: EMAIL_URL is not set, so this mail cannot be sent" in result.stderr
+    assert result.returncode != 0
+
+
+def test_senders_and_admins_come_from_the_environment():
+    found = mail_settings(
+        **LIVE, DEFAULT_FROM_EMAIL="shop@example.com", SERVER_EMAIL="errors@example.com", ADMINS="a@x.org, b@x.org"
+    )
+    assert (found["DEFAULT_FROM_EMAIL"], found["SERVER_EMAIL"]) == ("shop@example.com", "errors@example.com")
+{%- if cookiecutter.django_version == "5.2" %}
+    assert found["ADMINS"] == [["a@x.org", "a@x.org"], ["b@x.org", "b@x.org"]]
+{%- else %}
+    assert found["ADMINS"] == ["a@x.org", "b@x.org"]
+{%- endif %}
+
+
+@pytest.mark.django_db
+def test_a_forgotten_password_is_reset_through_the_mailed_link(client, mailoutbox):
+    User = get_user_model()
+    login = {User.USERNAME_FIELD: "ada@example.com" if User.USERNAME_FIELD == "email" else "ada"}
+    User.objects.create_user(**login, **({"email": "ada@example.com"} if "email" not in login else {}), password="old")
+    assert 'href="/admin/password-reset/"' in client.get("/admin/login/").text  # "Forgotten your password?"
+    sent = client.post("/admin/password-reset/", {"email": "ada@example.com"})
+    assert sent.status_code == 302 and sent.headers["Location"] == "/accounts/password-reset/sent/"
+    assert len(mailoutbox) == 1 and mailoutbox[0].to == ["ada@example.com"]
+    link = re.search(r"https?://[^/\s]+(/accounts/reset/\S+/)", mailoutbox[0].body).group(1)
+    form = client.get(link, follow=True)
+    assert form.status_code == 200 and "new_password1" in form.text
+    new = "a-New-password-42"
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": new, "new_password2": new})
+    assert done.status_code == 302 and done.headers["Location"] == "/accounts/reset/done/"
+    assert client.login(username=login[User.USERNAME_FIELD], password=new)

@@ -1,0 +1,66 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from users.models import User
+
+{% if cookiecutter.username_type == "email" -%}
+LOGIN = {"email": "ada@example.com"}
+{%- else -%}
+LOGIN = {"username": "ada", "email": "ada@example.com"}
+{%- endif %}
+PASSWORD = "a-Long-password-9"
+
+
+def test_the_project_uses_its_own_user_model():
+    assert get_user_model() is User
+    assert User._meta.app_label == "users"
+    assert User.USERNAME_FIELD == "{{ cookiecutter.username_type }}"
+
+
+@pytest.mark.django_db
+def test_a_user_signs_in_through_the_admin_login_form(client):
+    User.objects.create_user(**LOGIN, password=PASSWORD, is_staff=True)
+    response = client.post(
+        "/admin/login/", {"username": LOGIN[User.USERNAME_FIELD], "password": PASSWORD, "next": "/admin/"}
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/"
+    wrong = client.post("/admin/login/", {"username": LOGIN[User.USERNAME_FIELD], "password": "wrong"})
+    assert wrong.status_code == 200  # the form again
+
+
+@pytest.mark.django_db
+def test_createsuperuser_makes_an_admin(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
+    call_command("createsuperuser", "--noinput", *(f"--{field}={value}" for field, value in LOGIN.items()))
+    admin = User.objects.get(email="ada@example.com")
+    assert admin.is_superuser and admin.is_staff and admin.check_password(PASSWORD)
+{%- if cookiecutter.username_type == "email" %}
+
+
+@pytest.mark.django_db
+def test_the_email_address_is_the_login_and_is_unique():
+    assert "username" not in {field.name for field in User._meta.get_fields()}
+    User.objects.create_user(email="ada@Example.COM", password=PASSWORD)
+    # The domain is stored lower-case, and a login in another case finds the same user.
+    assert User.objects.get_by_natural_key("ADA@example.com").email == "ada@example.com"
+    with pytest.raises(ValueError, match="email address"):
+        User.objects.create_user(email="", password=PASSWORD)
+{%- endif %}
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_and_adds_users(admin_client):
+    User.objects.create_user(**LOGIN, password=PASSWORD)
+    listing = admin_client.get("/admin/users/user/")
+    assert listing.status_code == 200 and LOGIN[User.USERNAME_FIELD] in listing.text
+    form = {
+        "{{ cookiecutter.username_type }}": "{{ 'grace@example.com' if cookiecutter.username_type == 'email' else 'grace' }}",
+        "usable_password": "true",
+        "password1": PASSWORD,
+        "password2": PASSWORD,
+        "_save": "Save",
+    }
+    added = admin_client.post("/admin/users/user/add/", form)
+    assert added.status_code == 302, added.text[:2000]
+    assert User.objects.filter(**{"{{ cookiecutter.username_type }}": form["{{ cookiecutter.username_type }}"]}).exists()
