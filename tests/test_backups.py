@@ -46,7 +46,8 @@ class BackupProject(Project):
 def baked(cookies_session, name: str, **options: str):
     require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
     suffix = f" {os.environ['E2E_NAME_SUFFIX']}" if os.environ.get("E2E_NAME_SUFFIX") else ""
-    options = {"key_value_store": "none", "use_celery": "n", **options}
+    # Sign-in by username: the admin is created and logs in as "admin" (test_e2e.py covers the email login).
+    options = {"key_value_store": "none", "use_celery": "n", "username_type": "username", **options}
     return bake(cookies_session, project_name=f"E2E Backup {name}{suffix}", domain_name=DOMAIN, **options)
 
 
