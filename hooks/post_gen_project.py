@@ -59,19 +59,27 @@ def write_production_env(project: Path) -> None:
         generated["<REDIS_PASSWORD>"] = generate_secret(32)
     for name in ["prod", "db"] + (["store"] if USE_STORE else []):
         write_env_file(project, name, generated)
+    # The edge's domains and ACME settings: no secret, but set per server like the others, hence beside them.
+    write_env_file(project, "edge", {}, header=EDGE_HEADER)
 
 
-def write_env_file(project: Path, name: str, generated: dict[str, str]) -> None:
+EDGE_HEADER = (
+    "# The edge's settings for compose.prod.yaml (domains, ACME), written by the template from edge.env.example.\n"
+    "# No secret here; git-ignored like the rest of .envs/, since each server sets its own domain.\n"
+)
+SECRETS_HEADER = (
+    "# Production settings for compose.prod.yaml, generated with fresh secrets by the template.\n"
+    "# Git-ignored: never commit this file or copy it into an image. Keep a copy somewhere safe.\n"
+)
+
+
+def write_env_file(project: Path, name: str, generated: dict[str, str], header: str = SECRETS_HEADER) -> None:
     lines = (project / f".envs/{name}.env.example").read_text().splitlines(keepends=True)
     while lines and lines[0].startswith("#"):  # the example's own introduction
         lines.pop(0)
     text = "".join(lines)
     for placeholder, value in generated.items():
         text = text.replace(placeholder, value)
-    header = (
-        "# Production settings for compose.prod.yaml, generated with fresh secrets by the template.\n"
-        "# Git-ignored: never commit this file or copy it into an image. Keep a copy somewhere safe.\n"
-    )
     # Created owner-only, never readable by others, not even between a write and a chmod.
     descriptor = os.open(project / f".envs/{name}.env", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     if hasattr(os, "fchmod"):  # a file left by an earlier bake keeps its old mode otherwise

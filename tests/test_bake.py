@@ -161,12 +161,20 @@ def test_docker_compose_accepts_the_compose_files(cookies, services):
         assert watched[name] == mounted[name], f"the watch override changes {name}"
     live = compose_config(project, "compose.prod.yaml")["services"]
     published = {name for name, service in live.items() if service.get("ports")}
-    assert published == {"nginx"}, "only nginx may be published in the live stack"
+    assert published == {"edge"}, "only the edge may be published in the live stack"
+    assert sorted(port["target"] for port in live["edge"]["ports"]) == [80, 443]
+    # Behind a proxy of the user's: no edge, nginx alone published, on loopback unless LIVE_BIND says otherwise.
+    behind = compose_config(project, "compose.prod.yaml", "compose.behind-proxy.yaml")["services"]
+    assert "edge" not in behind and set(behind) == set(live) - {"edge"}
+    assert {name for name, service in behind.items() if service.get("ports")} == {"nginx"}
+    assert [(p["host_ip"], p["published"], p["target"]) for p in behind["nginx"]["ports"]] == [
+        ("127.0.0.1", "8001", 8080)
+    ]
     assert all("build" not in service for service in live.values()), "the live stack must not build"
     assert all(service.get("restart") == "unless-stopped" for service in live.values())
     assert all(service.get("healthcheck") for service in live.values())
     expected = (
-        {"app", "nginx", "db", "backup"}
+        {"edge", "app", "nginx", "db", "backup"}
         | ({SERVICES[services]["key_value_store"]} if services != "none" else set())
         | ({"worker"} if services.startswith("celery") else set())
     )

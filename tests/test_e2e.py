@@ -40,6 +40,11 @@ CMD ["python", "-u", "-m", "aiosmtpd", "-n", "-l", "0.0.0.0:1025", "-c", "aiosmt
 TIMEOUT = 240  # seconds for a stack to become healthy on a busy 2-core machine
 # The development stack as `make watch` runs it: the override replaces the source's bind mount by sync rules.
 WATCH = ("compose.yaml", "compose.watch.yaml")
+# The live stack as these tests reach it: without its edge (`make deploy BEHIND_PROXY=1`), nginx on a loopback
+# port, believing the forwarded headers of the test's requests as it would a load balancer's. They arrive from
+# the Docker network's gateway, a private address the engine picks. tests/test_edge.py runs the edge itself.
+LIVE = ("compose.prod.yaml", "compose.behind-proxy.yaml")
+TRUSTED_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
 
 
 def engine_reachable() -> bool:
@@ -98,7 +103,8 @@ def poll(check, timeout: float, interval: float = 1.0, what: str = "condition"):
 
 class Browser:
     """Talks to nginx the way a TLS-terminating proxy in front of it does: Host is the public domain and
-    X-Forwarded-Proto is https, so Django sees the request a visitor of https://DOMAIN made."""
+    X-Forwarded-Proto is https, so Django sees the request a visitor of https://DOMAIN made (nginx believes it:
+    the live stack runs behind a proxy here, LIVE, with the test's address among its TRUSTED_PROXIES)."""
 
     def __init__(self, port: int):
         self.base = f"http://127.0.0.1:{port}"
@@ -153,8 +159,9 @@ class Project:
         first = file if isinstance(file, str) else file[0]
         if first == "compose.yaml":
             return clean_env(**{k: str(v) for k, v in self.ports.items()})
-        # compose.prod.yaml's default image names, at the tag `make build-live TAG=e2e` gave them.
-        return clean_env(LIVE_PORT=str(self.live_port), TAG="e2e")
+        # compose.prod.yaml's default image names, at the tag `make build-live TAG=e2e` gave them; BEHIND_PROXY
+        # for the Makefile's live targets.
+        return clean_env(LIVE_PORT=str(self.live_port), TAG="e2e", BEHIND_PROXY="1", TRUSTED_PROXIES=TRUSTED_PROXIES)
 
     def command(self, file: str | tuple[str, ...], *args: str) -> list[str]:
         files = (file,) if isinstance(file, str) else file
@@ -166,7 +173,7 @@ class Project:
         return run(self.command(file, *args), cwd=self.path, env=self.env(file), timeout=timeout, check=check)
 
     def live(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        return self.compose("compose.prod.yaml", *args, **kwargs)
+        return self.compose(LIVE, *args, **kwargs)
 
     def container(self, file: str | tuple[str, ...], service: str) -> str:
         return self.compose(file, "ps", "-a", "-q", service).stdout.strip()
@@ -196,7 +203,7 @@ class Project:
         self.live("up", "-d", "--wait", "--wait-timeout", str(TIMEOUT), timeout=TIMEOUT + 60)
 
     def remove(self) -> None:
-        for file in ("compose.yaml", "compose.prod.yaml"):
+        for file in ("compose.yaml", LIVE):
             self.compose(file, "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
         run(["docker", "rmi", "-f", *self.images.values()], check=False)
 

@@ -115,7 +115,8 @@ def test_makefile_docker_targets_work_on_a_fresh_bake(cookies):
     project = bake(cookies, project_name="Make Targets", key_value_store="none", use_celery="n")
     ports = {"APP_PORT": free_port(), "NGINX_PORT": free_port(), "DB_PORT": free_port()}
     env = clean_env(**{name: str(port) for name, port in ports.items()})
-    live_env = clean_env(NGINX_PORT=str(free_port()))
+    # The edge on free ports instead of 80 and 443 (it serves no certificate here: no CA is reachable).
+    live_env = clean_env(NGINX_PORT=str(free_port()), HTTP_PORT=str(free_port()), HTTPS_PORT=str(free_port()))
 
     def make(*args: str, stdin: str = "", environment: dict[str, str] = env) -> str:
         result = subprocess.run(
@@ -164,7 +165,8 @@ def test_makefile_docker_targets_work_on_a_fresh_bake(cookies):
             cwd=project,
             env=live_env,
         ).stdout
-        assert sorted(live.splitlines()) == ["app healthy", "backup healthy", "db healthy", "nginx healthy"], live
+        expected = ["app healthy", "backup healthy", "db healthy", "edge healthy", "nginx healthy"]
+        assert sorted(live.splitlines()) == expected, live
     finally:
         for files in (["-f", "compose.yaml", "-f", "compose.watch.yaml"], ["-f", "compose.prod.yaml"]):
             down = ["docker", "compose", *files, "down", "-v", "--rmi", "local", "--timeout", "5"]

@@ -26,9 +26,13 @@ max_requests_jitter = 200
 # the master made the first proxied requests hang in our end-to-end tests.
 control_socket_disable = True
 accesslog = "-"
+# The visitor's address first: X-Forwarded-For as nginx sets it (the edge's view of the connection), not
+# nginx's own address, which is the peer gunicorn sees.
+access_log_format = '%({x-forwarded-for}i)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-# Only nginx, on the private network, talks to gunicorn.
+# Only nginx, on the private network, talks to gunicorn, and it sets X-Forwarded-For and X-Forwarded-Proto
+# on every request itself (believing a client's only from the edge or TRUSTED_PROXIES).
 forwarded_allow_ips = "*"
 
 

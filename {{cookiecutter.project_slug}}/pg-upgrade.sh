@@ -8,7 +8,11 @@ set -eu
 to=${1:-} confirm=${2:-}
 file=compose.prod.yaml
 say() { printf 'pg-upgrade: %s\n' "$*" >&2; }
-live() { docker compose -f "$file" "$@"; }
+# With BEHIND_PROXY=1 (make's switch) the stack runs without its edge, as compose.behind-proxy.yaml says.
+live() {
+  if [ "${BEHIND_PROXY:-0}" = 1 ]; then docker compose -f "$file" -f compose.behind-proxy.yaml "$@"
+  else docker compose -f "$file" "$@"; fi
+}
 
 from=$(sed -n 's/^    image: postgres:\([0-9][0-9]*\)$/\1/p' "$file" | head -n 1)
 [ -n "$from" ] || { say "no 'image: postgres:<major>' in $file: nothing was changed"; exit 2; }

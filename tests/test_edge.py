@@ -1,0 +1,267 @@
+"""Issue 12, automatic HTTPS: the live stack's edge (Caddy, compose.prod.yaml) obtains its certificate over ACME
+from pebble, Let's Encrypt's test CA, which really validates the domain against the edge (the domain is the
+edge's alias on the stack's network). A test-only override (PEBBLE) adds pebble, points the edge's ACME_CA at it
+and publishes the edge on loopback ports. Also the trust rules for X-Forwarded-*: at the edge, at nginx inside
+the network, and in the behind-proxy mode (compose.behind-proxy.yaml).
+
+The project is baked with the default answers and its live images built like tests/test_e2e.py's; everything
+it creates is removed at the end (`down -v`, its images). Needs a Docker engine (skipped without one, except
+under CI where that is a failure)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import requests
+from test_e2e import DOMAIN, LIVE, TIMEOUT, Project, engine_reachable, free_port, poll
+
+from conftest import bake, clean_env, require, run
+
+pytestmark = pytest.mark.e2e
+PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble"
+EDGE = ("compose.prod.yaml", "compose.pebble.yaml")
+# Pebble validates HTTP-01 on port 80 and TLS-ALPN-01 on 443 (the edge's ports), as Let's Encrypt does, and
+# resolves the domain through the network's DNS: to the edge. No random nonce rejection, no sleep.
+PEBBLE = f"""services:
+  pebble:
+    image: {PEBBLE_IMAGE}
+    command: ["-config", "/etc/pebble.json"]
+    environment:
+      PEBBLE_VA_NOSLEEP: "1"
+      PEBBLE_WFE_NONCEREJECT: "0"
+    configs:
+      - source: pebble-config
+        target: /etc/pebble.json
+    ports:
+      - "127.0.0.1:${{PEBBLE_PORT}}:15000"  # the management API: the root that signs the certificates
+
+  edge:
+    environment:
+      ACME_CA: https://pebble:14000/dir
+      # Caddy (Go) trusts this file alone: pebble's API certificate, nothing else.
+      SSL_CERT_FILE: /etc/pebble-api-root.pem
+    configs:
+      - source: pebble-api-root
+        target: /etc/pebble-api-root.pem
+    ports: !override
+      - "127.0.0.1:${{HTTP_PORT}}:80"
+      - "127.0.0.1:${{HTTPS_PORT}}:443"
+    depends_on:
+      pebble:
+        condition: service_started
+    networks:
+      default:
+        aliases: ["{DOMAIN}"]
+
+configs:
+  pebble-config:
+    content: |
+      {{"pebble": {{"listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
+        "certificate": "test/certs/localhost/cert.pem", "privateKey": "test/certs/localhost/key.pem",
+        "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "", "externalAccountBindingRequired": false}}}}
+  pebble-api-root:
+    file: ./pebble-api-root.pem
+"""
+
+
+class EdgeProject(Project):
+    """The baked project; its live stack runs with the edge (EDGE), or without it (LIVE) for the last test."""
+
+    def __init__(self, path: Path):
+        super().__init__(path)
+        self.http_port, self.https_port, self.pebble_port = free_port(), free_port(), free_port()
+        self.trusted_proxies = ""
+
+    def env(self, file):
+        if file == "compose.yaml":
+            return super().env(file)
+        ports = {"HTTP_PORT": self.http_port, "HTTPS_PORT": self.https_port, "PEBBLE_PORT": self.pebble_port}
+        return clean_env(
+            **{k: str(v) for k, v in ports.items()},
+            LIVE_PORT=str(self.live_port),
+            TAG="e2e",
+            TRUSTED_PROXIES=self.trusted_proxies,
+        )
+
+    def edge(self, *args: str, **kwargs):
+        return self.compose(EDGE, *args, **kwargs)
+
+    def remove(self) -> None:
+        self.edge("down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
+        super().remove()
+
+    def app_log_address(self, marker: str) -> str:
+        """The client address the app's access log gives for the request whose URL holds `marker`."""
+        lines = poll(
+            lambda: [line for line in self.logs(EDGE, "app").splitlines() if marker in line],
+            30,
+            what=f"the app's log line for {marker}",
+        )
+        return lines[-1].split("|", 1)[-1].split()[0]
+
+    def network_gateway(self) -> str:
+        network = f"{self.slug}-live_default"
+        return run(
+            ["docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", network]
+        ).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def project(cookies_session):
+    require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
+    suffix = f" {os.environ['E2E_NAME_SUFFIX']}" if os.environ.get("E2E_NAME_SUFFIX") else ""
+    project = EdgeProject(bake(cookies_session, project_name=f"E2E Edge{suffix}", domain_name=DOMAIN))
+    project.remove()  # whatever an interrupted earlier run left behind
+    (project.path / "compose.pebble.yaml").write_text(PEBBLE)
+    api_root = run(["docker", "run", "--rm", "--entrypoint", "cat", PEBBLE_IMAGE, "/test/certs/pebble.minica.pem"])
+    (project.path / "pebble-api-root.pem").write_text(api_root.stdout)
+    try:
+        started = time.monotonic()
+        run(["make", "build-live", "TAG=e2e"], cwd=project.path, timeout=1200)
+        print(f"\n[edge] {project.slug}: live images built in {time.monotonic() - started:.0f}s")
+        yield project
+    finally:
+        print(project.logs(EDGE)[-8000:])  # shown by pytest when a test failed
+        project.remove()
+
+
+@pytest.fixture(scope="module")
+def edge(project):
+    """The live stack with its edge, after the deploy steps (migrate, up), and the root pebble issues under."""
+    project.edge("run", "--rm", "app", "python", "manage.py", "migrate", "--noinput", timeout=TIMEOUT)
+    project.edge("up", "-d", "--wait", "--wait-timeout", str(TIMEOUT), timeout=TIMEOUT + 60)
+    api = ssl.create_default_context(cafile=str(project.path / "pebble-api-root.pem"))
+    root = httpx.get(f"https://127.0.0.1:{project.pebble_port}/roots/0", verify=api, timeout=30)
+    assert root.status_code == 200 and "BEGIN CERTIFICATE" in root.text
+    (project.path / "issuing-root.pem").write_text(root.text)
+    # Trusting only the root pebble signs certificates under (not the machine's, not pebble's API root).
+    return ssl.create_default_context(cafile=str(project.path / "issuing-root.pem"))
+
+
+def answered(check):
+    """check, returning None while the edge refuses the connection or the handshake (for poll)."""
+
+    def attempt():
+        try:
+            return check()
+        except (OSError, httpx.HTTPError):
+            return None
+
+    return attempt
+
+
+def served_certificate(port: int, trust: ssl.SSLContext) -> tuple[dict, bytes]:
+    """The edge's certificate for DOMAIN (SNI) on a loopback port, verified against `trust` alone."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with trust.wrap_socket(raw, server_hostname=DOMAIN) as tls:
+            return tls.getpeercert(), tls.getpeercert(binary_form=True)
+
+
+def https(project: EdgeProject, trust: ssl.SSLContext, path: str = "/", **kwargs) -> httpx.Response:
+    """GET https://DOMAIN/path through the edge's loopback port, over HTTP/2, trusting `trust` alone."""
+    with httpx.Client(http2=True, verify=trust, timeout=30) as client:
+        return client.get(
+            f"https://127.0.0.1:{project.https_port}{path}",
+            headers={"Host": DOMAIN, **kwargs.pop("headers", {})},
+            extensions={"sni_hostname": DOMAIN},
+            **kwargs,
+        )
+
+
+class TestEdge:
+    def test_1_https_with_a_certificate_issued_over_acme_and_http2(self, project, edge):
+        # Caddy asks for the certificate when it starts; pebble validates the domain against the edge.
+        certificate, der = poll(answered(lambda: served_certificate(project.https_port, edge)), 180, 2, "a certificate")
+        assert certificate["subjectAltName"] == (("DNS", DOMAIN),)
+        issuer = dict(pair[0] for pair in certificate["issuer"])
+        assert issuer["commonName"].startswith("Pebble Intermediate CA"), issuer
+        logs = project.logs(EDGE, "edge")
+        assert "certificate obtained successfully" in logs and "pebble:14000" in logs
+        type(self).fingerprint = der
+
+        page = https(project, edge)
+        assert page.status_code == 200 and page.http_version == "HTTP/2"
+        assert "serving this page over HTTPS" in page.text
+        # HSTS once, from Django (the edge adds none of its own).
+        assert page.headers.get_list("Strict-Transport-Security") == ["max-age=3600"]
+        # The readiness probe is for the orchestrator: the edge does not pass it on.
+        assert https(project, edge, "/readyz").status_code == 404
+
+    def test_2_plain_http_only_redirects_to_https(self, project, edge):
+        for headers in ({}, {"X-Forwarded-Proto": "https"}):
+            plain = requests.get(
+                f"http://127.0.0.1:{project.http_port}/admin/login/?next=/admin/",
+                headers={"Host": DOMAIN, **headers},
+                allow_redirects=False,
+                timeout=30,
+            )
+            assert plain.status_code == 301, headers
+            assert plain.headers["Location"] == f"https://{DOMAIN}/admin/login/?next=/admin/", headers
+            assert "Strict-Transport-Security" not in plain.headers
+
+    def test_3_the_edge_sets_the_forwarded_headers_from_the_connection(self, project, edge):
+        marker = uuid.uuid4().hex
+        page = https(
+            project,
+            edge,
+            f"/?probe={marker}",
+            headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "http"},
+        )
+        # HTTPS at the edge: Django sees https whatever the client claimed (no redirect, HSTS sent).
+        assert page.status_code == 200 and page.headers["Strict-Transport-Security"] == "max-age=3600"
+        # The client is the connection's address (the host, through the network's gateway), not its claim.
+        assert project.app_log_address(marker) == project.network_gateway()
+
+    def test_4_nginx_ignores_forwarded_headers_from_anyone_but_the_edge(self, project, edge):
+        """Another container on the stack's network talks to nginx directly, claiming HTTPS and an address."""
+        marker = uuid.uuid4().hex
+        script = (
+            "import http.client, sys; c = http.client.HTTPConnection('nginx', 8080, timeout=20);"
+            f" c.request('GET', '/?probe={marker}', headers={{'Host': '{DOMAIN}', 'X-Forwarded-Proto': 'https',"
+            " 'X-Forwarded-For': '203.0.113.9'}); r = c.getresponse();"
+            " print(r.status, r.getheader('Location'), r.getheader('Strict-Transport-Security'))"
+        )
+        command = ["docker", "run", "--rm", "--network", f"{project.slug}-live_default", "--entrypoint", "python"]
+        answer = run([*command, project.images["applayer"], "-c", script]).stdout.split()
+        assert answer == ["301", f"https://{DOMAIN}/?probe={marker}", "None"], "Django believed the claim"
+        assert project.app_log_address(marker) != "203.0.113.9"
+
+    def test_5_a_restarted_edge_serves_the_same_certificate(self, project, edge):
+        project.edge("restart", "edge", timeout=TIMEOUT)
+        _, der = poll(answered(lambda: served_certificate(project.https_port, edge)), 120, 2, "the restarted edge")
+        assert der == self.fingerprint, "the restart issued a new certificate instead of reusing the stored one"
+        whole_log = project.edge("logs", "--no-color", "edge").stdout
+        assert whole_log.count("certificate obtained successfully") == 1, "asked the CA again"
+        # nginx still believes the restarted edge: the page, not a redirect to itself.
+        page = poll(answered(lambda: (r := https(project, edge)).status_code == 200 and r), 60, 2, "the page")
+        assert page.http_version == "HTTP/2"
+
+    def test_6_behind_a_proxy_forwarded_headers_count_only_from_trusted_proxies(self, project, edge):
+        """compose.behind-proxy.yaml: nginx published on LIVE_PORT, no edge. Without TRUSTED_PROXIES (the
+        default) a client's X-Forwarded-Proto is ignored; with the client's address among them it counts."""
+        results = {}
+        for trusted in ("", "192.0.2.1", "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"):
+            project.trusted_proxies = trusted
+            project.compose(LIVE, "up", "-d", "--wait", "--wait-timeout", str(TIMEOUT), "nginx", timeout=TIMEOUT + 60)
+            marker = uuid.uuid4().hex
+            page = requests.get(
+                f"http://127.0.0.1:{project.live_port}/?probe={marker}",
+                headers={"Host": DOMAIN, "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"},
+                allow_redirects=False,
+                timeout=30,
+            )
+            hsts = page.headers.get("Strict-Transport-Security")
+            results[trusted] = (page.status_code, hsts, project.app_log_address(marker))
+        gateway = project.network_gateway()
+        assert results == {
+            "": (301, None, gateway),
+            "192.0.2.1": (301, None, gateway),
+            "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16": (200, "max-age=3600", "203.0.113.9"),
+        }
