@@ -8,6 +8,7 @@ import select
 import shutil
 import subprocess
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -304,6 +305,24 @@ def test_secrets_appear_only_in_the_git_ignored_prod_env(cookies):
     docker_ignored = (project / ".dockerignore").read_text().splitlines()
     # An allow-list that lets no env file back in.
     assert "*" in docker_ignored and not any(line.startswith("!.env") for line in docker_ignored)
+
+
+def test_the_edge_gets_its_own_env_file_with_the_domain_and_no_secret(cookies):
+    """compose.prod.yaml's edge reads .envs/edge.env alone: the baked domain and contact, Let's Encrypt, and none
+    of the app's variables; written like the other env files (owner-only, git-ignored, left alone by cruft)."""
+    project = bake(cookies, project_name="Edge Env", domain_name="Shop.Example.ORG", email="ops@example.org")
+    edge = env_file(project / ".envs/edge.env")
+    assert edge == {
+        "DOMAINS": "shop.example.org",
+        "ACME_EMAIL": "ops@example.org",
+        "ACME_CA": "https://acme-v02.api.letsencrypt.org/directory",
+    }
+    assert (project / ".envs/edge.env").stat().st_mode & 0o777 == 0o600
+    live = yaml.safe_load((project / "compose.prod.yaml").read_text())["services"]
+    assert live["edge"]["env_file"] == ".envs/edge.env"
+    assert ".envs/edge.env" in tomllib.loads((project / "pyproject.toml").read_text())["tool"]["cruft"]["skip"]
+    run(["git", "init", "-q"], cwd=project)
+    assert run(["git", "check-ignore", ".envs/edge.env"], cwd=project, check=False).returncode == 0
 
 
 def files_mentioning(project: Path, word: str) -> list[str]:

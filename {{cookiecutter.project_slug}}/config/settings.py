@@ -234,8 +234,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
 }
 
-# Behind nginx: it sets X-Forwarded-Proto (passing on the one from a TLS-terminating proxy in
-# front of it), so Django knows when the visitor used HTTPS.
+# Behind nginx: it sets X-Forwarded-Proto (passing on the edge's, or a trusted proxy's, never a client's),
+# so Django knows when the visitor used HTTPS.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
