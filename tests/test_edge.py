@@ -11,6 +11,7 @@ under CI where that is a failure)."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import ssl
 import time
@@ -27,8 +28,9 @@ from conftest import bake, clean_env, require, run
 pytestmark = pytest.mark.e2e
 PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble"
 EDGE = ("compose.prod.yaml", "compose.pebble.yaml")
-# Pebble validates HTTP-01 on port 80 and TLS-ALPN-01 on 443 (the edge's ports), as Let's Encrypt does, and
-# resolves the domain through the network's DNS: to the edge. No random nonce rejection, no sleep.
+# Pebble validates HTTP-01 on port 80 of the domain, which it resolves through the network's DNS: to the edge.
+# Its TLS-ALPN-01 port is one nothing listens on, so the edge's port 80 must answer the challenge (Caddy falls
+# back to HTTP-01 when TLS-ALPN-01 fails). No random nonce rejection, no sleep.
 PEBBLE = f"""services:
   pebble:
     image: {PEBBLE_IMAGE}
@@ -65,7 +67,7 @@ configs:
     content: |
       {{"pebble": {{"listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
         "certificate": "test/certs/localhost/cert.pem", "privateKey": "test/certs/localhost/key.pem",
-        "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "", "externalAccountBindingRequired": false}}}}
+        "httpPort": 80, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false}}}}
   pebble-api-root:
     file: ./pebble-api-root.pem
 """
@@ -184,6 +186,10 @@ class TestEdge:
         assert issuer["commonName"].startswith("Pebble Intermediate CA"), issuer
         logs = project.logs(EDGE, "edge")
         assert "certificate obtained successfully" in logs and "pebble:14000" in logs
+        # Pebble validated the domain over HTTP-01, against the edge's port 80.
+        tried = re.findall(r'"challenge_type":"([a-z0-9-]+)"', logs)
+        assert tried and tried[-1] == "http-01" and "authorization finalized" in logs, logs[-3000:]
+        print(f"[edge] challenges tried for {DOMAIN}: {tried}")
         type(self).fingerprint = der
 
         page = https(project, edge)
@@ -232,6 +238,22 @@ class TestEdge:
         answer = run([*command, project.images["applayer"], "-c", script]).stdout.split()
         assert answer == ["301", f"https://{DOMAIN}/?probe={marker}", "None"], "Django believed the claim"
         assert project.app_log_address(marker) != "203.0.113.9"
+
+    def test_4b_only_the_edge_is_published_and_it_keeps_one_capability(self, project, edge):
+        for service in project.edge("config", "--services").stdout.split():
+            if service == "pebble":  # the test's CA
+                continue
+            bindings = project.inspect(project.container(EDGE, service))["HostConfig"]["PortBindings"] or {}
+            published = sorted(port for port, hosts in bindings.items() if hosts)
+            assert published == (["443/tcp", "80/tcp"] if service == "edge" else []), service
+        status = project.edge("exec", "-T", "edge", "cat", "/proc/1/status").stdout
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        net_bind_service = 1 << 10
+        assert int(fields["CapBnd"], 16) == net_bind_service and fields["NoNewPrivs"].strip() == "1"
+        write = project.edge("exec", "-T", "edge", "touch", "/probe", check=False)
+        assert write.returncode != 0 and "Read-only file system" in write.stderr
+        environment = project.edge("exec", "-T", "edge", "env").stdout
+        assert "SECRET_KEY" not in environment and "DATABASE_URL" not in environment, "the edge sees the app's env"
 
     def test_5_a_restarted_edge_serves_the_same_certificate(self, project, edge):
         project.edge("restart", "edge", timeout=TIMEOUT)

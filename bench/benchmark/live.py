@@ -33,11 +33,23 @@ if TYPE_CHECKING:
     from .state import Run
 
 
+def file_flags(file: str | tuple[str, ...]) -> list[str]:
+    """-f for a compose file, or for each of a file and its overrides."""
+    return [flag for name in ((file,) if isinstance(file, str) else file) for flag in ("-f", name)]
+
+
 def compose(
-    ctx: Run, project: str, directory: Path, file: str, env: dict, *args: str, check: bool = True, timeout: float = 600
+    ctx: Run,
+    project: str,
+    directory: Path,
+    file: str | tuple[str, ...],
+    env: dict,
+    *args: str,
+    check: bool = True,
+    timeout: float = 600,
 ) -> subprocess.CompletedProcess:
     return run(
-        ["docker", "compose", "-p", project, "-f", file, *args],
+        ["docker", "compose", "-p", project, *file_flags(file), *args],
         cwd=directory,
         env=env,
         check=check,
@@ -45,7 +57,7 @@ def compose(
     )
 
 
-def migrate(ctx: Run, project: str, directory: Path, file: str, env: dict) -> None:
+def migrate(ctx: Run, project: str, directory: Path, file: str | tuple[str, ...], env: dict) -> None:
     result = compose(
         ctx,
         project,
@@ -71,7 +83,7 @@ def stack(
     label: str,
     project: str,
     directory: Path,
-    file: str,
+    file: str | tuple[str, ...],
     env: dict,
     port: int,
     static_path: str,
@@ -93,7 +105,7 @@ def stack(
         base = f"http://127.0.0.1:{port}"
         started = time.perf_counter()
         up = subprocess.Popen(
-            ["docker", "compose", "-p", project, "-f", file, "up", "-d"],
+            ["docker", "compose", "-p", project, *file_flags(file), "up", "-d"],
             cwd=directory,
             env=env,
             stdout=subprocess.PIPE,
@@ -157,7 +169,11 @@ def live_stacks(ctx: Run) -> None:
         APP_IMAGE=IMAGES["app"].split(":")[0],
         STATIC_IMAGE=IMAGES["static"].split(":")[0],
         TAG=TAG,
-        LIVE_PORT=f"127.0.0.1:{port}",
+        # nginx alone, as behind a TLS-terminating proxy that the load generator stands in for (its requests
+        # come from the network's gateway, a private address).
+        LIVE_BIND="127.0.0.1",
+        LIVE_PORT=str(port),
+        TRUSTED_PROXIES="10.0.0.0/8,172.16.0.0/12,192.168.0.0/16",
     )
     # ours: the hashed name of the admin's base.css, as the pages link it
     manifest = json.loads(in_image(IMAGES["app"], "cat", MANIFEST))
@@ -169,7 +185,7 @@ def live_stacks(ctx: Run) -> None:
             "ours",
             LIVE_PROJECT,
             ctx.project,
-            "compose.prod.yaml",
+            ("compose.prod.yaml", "compose.behind-proxy.yaml"),
             env,
             port,
             f"/static/{hashed}",
