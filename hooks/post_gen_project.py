@@ -132,7 +132,8 @@ Baked {SLUG}/. Next steps:
   Without Docker:         uv sync && uv run python manage.py migrate && uv run python manage.py runserver
   Tests:                  uv run pytest
 
-  Live stack: .envs/prod.env holds fresh secrets (git-ignored; back it up somewhere safe).
+  Live stack: .envs/prod.env holds fresh secrets (git-ignored; back it up somewhere safe);
+  .envs/edge.env your domain and the contact for its HTTPS certificates.
   See README.md, "Deploying the live stack".
 """
 
