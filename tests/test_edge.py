@@ -264,6 +264,15 @@ class TestEdge:
         # nginx still believes the restarted edge: the page, not a redirect to itself.
         page = poll(answered(lambda: (r := https(project, edge)).status_code == 200 and r), 60, 2, "the page")
         assert page.http_version == "HTTP/2"
+        # A new edge container (a changed Caddyfile, a new image) too: same certificate, from the volume, and
+        # nginx, restarted by Compose, believes it at its new address.
+        before = project.container(EDGE, "edge")
+        project.edge("up", "-d", "--wait", "--force-recreate", "edge", timeout=TIMEOUT)
+        assert project.container(EDGE, "edge") != before
+        _, der = poll(answered(lambda: served_certificate(project.https_port, edge)), 120, 2, "the new edge")
+        assert der == self.fingerprint
+        page = poll(answered(lambda: (r := https(project, edge)).status_code == 200 and r), 60, 2, "the page")
+        assert "serving this page over HTTPS" in page.text
 
     def test_6_behind_a_proxy_forwarded_headers_count_only_from_trusted_proxies(self, project, edge):
         """compose.behind-proxy.yaml: nginx published on LIVE_PORT, no edge. Without TRUSTED_PROXIES (the
