@@ -244,3 +244,16 @@ def test_every_email_variable_is_in_both_env_files_and_the_readme_table(cookies)
         assert re.search(rf"^#? ?{name}=", (project / ".envs/prod.env.example").read_text(), re.M), name
         assert f"| `{name}` |" in readme, name
     assert "| `EMAIL_TIMEOUT` |" in readme
+
+
+def test_the_makefile_switches_the_live_stack_behind_a_proxy_and_refuses_a_bad_switch(cookies):
+    """make's BEHIND_PROXY: 0 (the default) runs compose.prod.yaml with its edge, 1 adds compose.behind-proxy.yaml,
+    anything else stops before running a command, saying what to type."""
+    project = bake(cookies)
+    edge = run(["make", "-n", "deploy", "TAG=1.0"], cwd=project, env=clean_env()).stdout
+    assert "docker compose -f compose.prod.yaml up -d --wait" in edge and "behind-proxy" not in edge
+    behind = run(["make", "-n", "deploy", "TAG=1.0", "BEHIND_PROXY=1"], cwd=project, env=clean_env()).stdout
+    assert "docker compose -f compose.prod.yaml -f compose.behind-proxy.yaml up -d --wait" in behind
+    refused = run(["make", "-n", "deploy", "BEHIND_PROXY=yes"], cwd=project, env=clean_env(), check=False)
+    assert refused.returncode != 0 and refused.stdout == ""
+    assert "BEHIND_PROXY=yes: use 1 (behind your own TLS proxy) or 0 (the edge; the default)" in refused.stderr
