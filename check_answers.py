@@ -22,6 +22,7 @@ CHOICES = {
     "key_value_store": ["valkey", "redis", "none"],
     "use_celery": ["y", "n"],
     "username_type": ["email", "username"],
+    "use_sentry": ["n", "y"],
     "ci": ["github", "gitlab", "none"],
     "deploy_target": ["compose", "compose+kubernetes"],
 }
@@ -30,7 +31,7 @@ CHOICES = {
 # fmt: off
 TAKEN = {
     "django", "celery", "kombu", "redis", "valkey", "gunicorn", "psycopg2", "dj_database_url", "pytest",
-    "pytest_django", "config", "test", "tests", "manage", "wait_entrypoint", "nginx", "media",
+    "pytest_django", "sentry_sdk", "config", "test", "tests", "manage", "wait_entrypoint", "nginx", "media",
     "static", "staticfiles", "templates", "site", "app", "users",
 }
 # fmt: on
@@ -43,7 +44,9 @@ DOMAIN = re.compile(r"^(?:localhost|(?:" + LABEL + r"\.)+[a-z][a-z]+)$")
 def lock_file(answers: dict[str, str]) -> Path:
     """The shipped uv.lock for these answers (post_gen_project.py installs the same one)."""
     services = "celery" if answers["use_celery"] == "y" else "store" if answers["key_value_store"] != "none" else "base"
-    return PROJECT / ".locks" / f"py{answers['python_version']}-django{answers['django_version']}-{services}.lock"
+    sentry = "-sentry" if answers["use_sentry"] == "y" else ""
+    versions = f"py{answers['python_version']}-django{answers['django_version']}"
+    return PROJECT / ".locks" / f"{versions}-{services}{sentry}.lock"
 
 
 def normalized(name: str) -> str:

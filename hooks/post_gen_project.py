@@ -14,6 +14,7 @@ PYTHON = "{{ cookiecutter.python_version }}"
 DJANGO = "{{ cookiecutter.django_version }}"
 USE_STORE = "{{ cookiecutter.key_value_store }}" != "none"  # valkey or redis
 USE_CELERY = "{{ cookiecutter.use_celery }}" == "y"
+USE_SENTRY = "{{ cookiecutter.use_sentry }}" == "y"
 CI = "{{ cookiecutter.ci }}"
 KUBERNETES = "{{ cookiecutter.deploy_target }}" == "compose+kubernetes"
 LICENSE = "{{ cookiecutter.open_source_license }}"
@@ -24,7 +25,13 @@ SECRET_ALPHABET = string.ascii_letters + string.digits + "-_"
 
 # Files that exist only for an option; removed when it is off.
 OPTIONAL_FILES = {
-    "celery": ["config/celery.py", f"{SLUG}/tasks.py", "tests/test_tasks.py", "k8s/base/worker-deployment.yaml"],
+    "celery": [
+        "config/celery.py",
+        f"{SLUG}/tasks.py",
+        "tests/test_tasks.py",
+        "k8s/base/worker-deployment.yaml",
+        "k8s/base/beat-deployment.yaml",
+    ],
     "store": [".envs/store.env.example"]
     + [f"k8s/base/store-{kind}.yaml" for kind in ("statefulset", "service", "network-policy")],
     "kubernetes": ["k8s"],
@@ -89,11 +96,11 @@ def write_env_file(project: Path, name: str, generated: dict[str, str], header: 
 
 
 def install_lock_file(project: Path) -> None:
-    """The template ships one uv.lock per combination of Python, Django and services (Valkey and Redis
-    share one: both use redis-py). check_answers.lock_file names the same file."""
+    """The template ships one uv.lock per combination of Python, Django, services (Valkey and Redis
+    share one: both use redis-py) and Sentry. check_answers.lock_file names the same file."""
     services = "celery" if USE_CELERY else "store" if USE_STORE else "base"
     locks = project / ".locks"
-    chosen = locks / f"py{PYTHON}-django{DJANGO}-{services}.lock"
+    chosen = locks / f"py{PYTHON}-django{DJANGO}-{services}{'-sentry' if USE_SENTRY else ''}.lock"
     if not chosen.exists():
         sys.exit(f"The template has no lock file {chosen.name}; run scripts/lock.py in the template.")
     # Lock files are copied without rendering (they are large); only the project's name differs.

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Write the uv.lock of every combination the template can bake into {{cookiecutter.project_slug}}/.locks/.
 
-The baked project's dependencies depend on three answers (Python version, Django version, and
-which services: none, a key-value store (Valkey and Redis both use redis-py), a store + Celery).
+The baked project's dependencies depend on four answers (Python version, Django version, which
+services: none, a key-value store (Valkey and Redis both use redis-py), a store + Celery; and Sentry).
 This script bakes each combination without hooks, runs `uv lock` in it, and stores the result; the
 post-gen hook picks the matching one, so baking itself never needs the network.
 Run it after changing any version in cookiecutter.json:
@@ -30,18 +30,22 @@ PYTHONS = ["3.14", "3.13", "3.12", "3.15"]
 DJANGOS = ["5.2", "6.1"]
 # Django 5.2 does not support Python 3.15 (the pre-gen hook refuses the pair).
 UNSUPPORTED = {("3.15", "5.2")}
+SENTRY = {"": "n", "-sentry": "y"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--upgrade", action="store_true", help="let uv move every unpinned transitive version")
+    parser.add_argument("--only", metavar="SUFFIX", help="only the locks whose name ends so, e.g. -sentry.lock")
     options = parser.parse_args()
     LOCKS.mkdir(exist_ok=True)
-    for python, django, services in itertools.product(PYTHONS, DJANGOS, SERVICES):
+    for python, django, services, sentry in itertools.product(PYTHONS, DJANGOS, SERVICES, SENTRY):
         if (python, django) in UNSUPPORTED:
             continue
         key_value_store, use_celery = SERVICES[services]
-        name = f"py{python}-django{django}-{services}.lock"
+        name = f"py{python}-django{django}-{services}{sentry}.lock"
+        if options.only and not name.endswith(options.only):
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             project = Path(
                 cookiecutter(
@@ -55,12 +59,15 @@ def main() -> None:
                         "django_version": django,
                         "key_value_store": key_value_store,
                         "use_celery": use_celery,
+                        "use_sentry": SENTRY[sentry],
                     },
                 )
             )
             previous = LOCKS / name
-            if previous.exists() and not options.upgrade:
-                shutil.copy(previous, project / "uv.lock")  # keep the pins that still fit
+            # Keep the pins that still fit: this lock's, or a new Sentry lock starts from its sibling's.
+            start = previous if previous.exists() else LOCKS / name.replace(sentry + ".lock", ".lock")
+            if start.exists() and not options.upgrade:
+                shutil.copy(start, project / "uv.lock")
             command = pythons.uv(python, project, "lock", *(["--upgrade"] if options.upgrade else []))
             subprocess.run(command, cwd=project, check=True)
             shutil.copy(project / "uv.lock", previous)

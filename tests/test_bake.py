@@ -29,7 +29,7 @@ ALL = combinations()
 
 def linted_combinations() -> list[dict[str, str]]:
     """Every (Python, Django, services) combination, 35 in all. The CI rotates so that every (services, CI)
-    pair is linted; PostgreSQL and the license rotate so that each value is linted."""
+    pair is linted; PostgreSQL, the license and Sentry rotate so that each value is linted."""
     first = {}
     for context in ALL:
         first.setdefault((context["python_version"], context["django_version"], services_id(context)), dict(context))
@@ -38,6 +38,7 @@ def linted_combinations() -> list[dict[str, str]]:
         context["ci"] = CIS[index % len(CIS)]
         context["postgres_version"] = POSTGRES_VERSIONS[index % len(POSTGRES_VERSIONS)]
         context["open_source_license"] = LICENSES[index % len(LICENSES)]
+        context["use_sentry"] = "ny"[index % 2]
     return chosen
 
 
@@ -54,7 +55,15 @@ def text_files(project: Path):
 
 @pytest.mark.parametrize("context", ALL, ids=combination_id)
 def test_bakes_with_nothing_left_unrendered_and_valid_yaml(cookies, context):
-    project = bake(cookies, **context)
+    assert_fully_rendered(bake(cookies, **context))
+
+
+@pytest.mark.parametrize("services", ["none", "valkey", "celery-redis"])
+def test_bakes_with_sentry_with_nothing_left_unrendered(cookies, services):
+    assert_fully_rendered(bake(cookies, use_sentry="y", deploy_target="compose+kubernetes", **SERVICES[services]))
+
+
+def assert_fully_rendered(project: Path) -> None:
     for path, text in text_files(project):
         relative = path.relative_to(project)
         if path.suffix == ".html" and "templates" in relative.parts:
@@ -125,10 +134,10 @@ def docker_compose_available() -> bool:
         return False
 
 
-def compose_config(project: Path, *files: str) -> dict:
+def compose_config(project: Path, *files: str, env: dict[str, str] | None = None) -> dict:
     flags = [arg for name in files for arg in ("-f", name)]
     command = ["docker", "compose", *flags, "config", "--format", "json"]
-    return json.loads(run(command, cwd=project, env=clean_env()).stdout)
+    return json.loads(run(command, cwd=project, env=clean_env(**(env or {}))).stdout)
 
 
 @pytest.mark.parametrize("services", list(SERVICES))
@@ -142,7 +151,7 @@ def test_docker_compose_accepts_the_compose_files(cookies, services):
     source = str(project)
     mounted = compose_config(project, "compose.yaml")["services"]
     watched = compose_config(project, "compose.yaml", "compose.watch.yaml")["services"]
-    runs_source = {"app"} | ({"worker"} if services.startswith("celery") else set())
+    runs_source = {"app"} | ({"worker", "beat"} if services.startswith("celery") else set())
     assert {name for name, s in mounted.items() if any(v["type"] == "bind" for v in s.get("volumes", []))} == (
         runs_source
     )
@@ -152,7 +161,7 @@ def test_docker_compose_accepts_the_compose_files(cookies, services):
         }
         assert [v["target"] for v in watched[name]["volumes"]] == ["/srv/media"], f"{name} still mounts the source"
         rules = {rule["action"]: rule for rule in watched[name]["develop"]["watch"] if rule["path"] == source}
-        assert set(rules) == {"sync+restart" if name == "worker" else "sync"}
+        assert set(rules) == {"sync" if name == "app" else "sync+restart"}
         (rule,) = rules.values()
         assert rule["target"] == "/app" and ".envs/" in rule["ignore"], rule
         rebuilds = {Path(r["path"]).name for r in watched[name]["develop"]["watch"] if r["action"] == "rebuild"}
@@ -176,9 +185,14 @@ def test_docker_compose_accepts_the_compose_files(cookies, services):
     expected = (
         {"edge", "app", "nginx", "db", "backup"}
         | ({SERVICES[services]["key_value_store"]} if services != "none" else set())
-        | ({"worker"} if services.startswith("celery") else set())
+        | ({"worker", "beat"} if services.startswith("celery") else set())
     )
     assert set(live) == expected
+    # The release Sentry reports name: the image tag the live stack runs.
+    tagged = compose_config(project, "compose.prod.yaml", env={"TAG": "2.0.1"})["services"]
+    for name in {"app", "worker", "beat"} & set(tagged):
+        assert tagged[name]["environment"]["APP_VERSION"] == "2.0.1"
+        assert tagged[name]["image"].endswith("-app:2.0.1")
 
 
 def test_development_ports_are_published_on_loopback_only(cookies):
@@ -234,6 +248,37 @@ def test_readme_backups_section_names_real_make_targets(cookies):
     assert named <= listed, f"not in `make help`: {named - listed}"
     for where in ("./backups", "BACKUP_PATH", "rsync", "/var/lib/postgresql"):
         assert where in section.group(1), where
+
+
+def test_beat_is_one_locked_down_scheduler_in_both_stacks(cookies):
+    """One beat, after the worker, on the worker's image and hardening; its name makes scaling it fail, its
+    schedule state is in /tmp, its healthcheck reads the heartbeat; a restore stops it too."""
+    require(docker_compose_available(), "docker compose is not installed")
+    project = bake(cookies, project_name="Beat Shop", use_celery="y")
+    for name in ("compose.yaml", "compose.prod.yaml"):
+        services = list(load_yaml((project / name).read_text())["services"])
+        assert services.index("beat") == services.index("worker") + 1, services
+        config = compose_config(project, name)["services"]
+        beat, worker = config["beat"], config["worker"]
+        assert beat["container_name"] == f"{compose_config(project, name)['name']}-beat"
+        assert "replicas" not in beat.get("deploy", {}) and "scale" not in beat
+        assert beat["command"][:4] == ["celery", "-A", "config", "beat"]
+        assert beat["command"][-2:] == ["--schedule", "/tmp/celerybeat-schedule"]
+        assert "/tmp/celerybeat-heartbeat" in " ".join(beat["healthcheck"]["test"])
+        for key in ("image", "read_only", "tmpfs", "cap_drop", "security_opt", "restart", "env_file", "depends_on"):
+            assert beat.get(key) == worker.get(key), f"{name}: beat's {key} differs from the worker's"
+    writers = re.search(r"^WRITERS +:= (.*)$", (project / "Makefile").read_text(), re.M).group(1).split()
+    assert {"worker", "beat"} <= set(writers)
+
+
+def test_every_beat_and_sentry_variable_is_in_both_env_files_and_the_readme_table(cookies):
+    project = bake(cookies, project_name="Variables", use_sentry="y")
+    readme = (project / "README.md").read_text()
+    for name in ("CLEAR_SESSIONS_SCHEDULE", "SENTRY_DSN", "SENTRY_ENVIRONMENT"):
+        assert re.search(rf"^#? ?{name}=", (project / ".envs/dev.env").read_text(), re.M), name
+        assert re.search(rf"^#? ?{name}=", (project / ".envs/prod.env.example").read_text(), re.M), name
+        assert f"| `{name}` |" in readme, name
+    assert "| `APP_VERSION` |" in readme  # set by compose.prod.yaml, not in .envs/
 
 
 def test_every_email_variable_is_in_both_env_files_and_the_readme_table(cookies):

@@ -10,12 +10,24 @@ import pytest
 import pythons
 from conftest import DJANGO_VERSIONS, PYTHON_VERSIONS, SERVICES, bake, clean_env, run, supported
 
-# The lock differs between no store, a store, and a store + Celery; Valkey and Redis alternate. Sign-in by
-# username (its own model and migration) is checked on the variants without a store, by email on the others.
+# The lock differs between no store, a store, and a store + Celery, each with or without Sentry; Valkey and
+# Redis alternate. Sign-in by username (its own model and migration) is checked on the variants without a
+# store, by email on the others. Sentry alternates, so each kind of services is installed with and without it
+# (test_every_shipped_lock_matches_its_pyproject checks every lock).
 VARIANTS = [
-    (python, django, services, "username" if services == "none" else "email")
-    for python, django, services in itertools.product(
-        PYTHON_VERSIONS, DJANGO_VERSIONS, ["none", "valkey", "celery-redis"]
+    (python, django, services, "username" if services == "none" else "email", "ny"[index % 2])
+    for index, (python, django, services) in enumerate(
+        (python, django, services)
+        for python, django, services in itertools.product(
+            PYTHON_VERSIONS, DJANGO_VERSIONS, ["none", "valkey", "celery-redis"]
+        )
+        if supported(python, django)
+    )
+]
+LOCKS = [
+    (python, django, services, sentry)
+    for python, django, services, sentry in itertools.product(
+        PYTHON_VERSIONS, DJANGO_VERSIONS, ["none", "valkey", "celery-redis"], ["n", "y"]
     )
     if supported(python, django)
 ]
@@ -27,9 +39,20 @@ def env_file(path):
 
 
 @pytest.mark.venv
-@pytest.mark.parametrize("python, django, services, login", VARIANTS, ids=["-".join(v) for v in VARIANTS])
-def test_baked_project_installs_and_passes_its_checks(cookies, python, django, services, login):
-    project = bake(cookies, python_version=python, django_version=django, username_type=login, **SERVICES[services])
+@pytest.mark.parametrize(
+    "python, django, services, login, sentry",
+    VARIANTS,
+    ids=["-".join(v[:4]) + ("-sentry" if v[4] == "y" else "") for v in VARIANTS],
+)
+def test_baked_project_installs_and_passes_its_checks(cookies, python, django, services, login, sentry):
+    project = bake(
+        cookies,
+        python_version=python,
+        django_version=django,
+        username_type=login,
+        use_sentry=sentry,
+        **SERVICES[services],
+    )
     env = clean_env()
 
     def uv(subcommand: str, *args: str, environment: dict[str, str] | None = None) -> str:
@@ -62,3 +85,15 @@ def test_baked_project_installs_and_passes_its_checks(cookies, python, django, s
         environment=clean_env(**env_file(project / ".envs/prod.env")),
     )
     assert "no issues" in deploy
+
+
+@pytest.mark.parametrize(
+    "python, django, services, sentry",
+    LOCKS,
+    ids=["-".join(v[:3]) + ("-sentry" if v[3] == "y" else "") for v in LOCKS],
+)
+def test_every_shipped_lock_matches_its_pyproject(cookies, python, django, services, sentry):
+    """Every lock the template ships is the one `uv sync --locked` accepts for its answers, checked offline."""
+    project = bake(cookies, python_version=python, django_version=django, use_sentry=sentry, **SERVICES[services])
+    run(pythons.uv(python, project, "lock", "--check", "--offline"), cwd=project, env=clean_env(), timeout=300)
+    assert ('name = "sentry-sdk"' in (project / "uv.lock").read_text()) == (sentry == "y")

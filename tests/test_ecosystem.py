@@ -227,7 +227,7 @@ def test_compose_watch_rebuilds_when_dependencies_change(cookies):
 
 def test_compose_watch_syncs_the_source_but_never_the_secrets(cookies):
     """compose.watch.yaml (merged in tests/test_bake.py, run in tests/test_e2e.py): the source is synced to /app,
-    the worker restarted after a sync, and neither the secrets nor the host's virtualenv are ever copied."""
+    the worker and beat restarted after a sync, and neither the secrets nor the host's virtualenv are ever copied."""
     for celery in ("y", "n"):
         project = bake(
             cookies,
@@ -236,11 +236,11 @@ def test_compose_watch_syncs_the_source_but_never_the_secrets(cookies):
             use_celery=celery,
         )
         services = load_yaml((project / "compose.watch.yaml").read_text())["services"]
-        assert set(services) == ({"app", "worker"} if celery == "y" else {"app"})
+        assert set(services) == ({"app", "worker", "beat"} if celery == "y" else {"app"})
         for name, service in services.items():
             assert service["volumes"] == ["media:/srv/media"]
             (rule,) = service["develop"]["watch"]
-            assert rule["action"] == ("sync+restart" if name == "worker" else "sync")
+            assert rule["action"] == ("sync" if name == "app" else "sync+restart")
             assert (rule["path"], rule["target"]) == (".", "/app")
             assert {".envs/", ".venv/", ".env", "live.yaml"} <= set(rule["ignore"])
         dockerignore = (project / ".dockerignore").read_text().splitlines()

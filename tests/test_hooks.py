@@ -72,6 +72,7 @@ def test_bad_answers_are_refused_with_a_message_and_nothing_written(tmp_path, an
         "key_value_store=memcached",
         "ci=jenkins",
         "username_type=phone",
+        "use_sentry=yes",
     ],
 )
 def test_answers_outside_the_choices_are_refused(tmp_path, answer):
@@ -166,9 +167,9 @@ def interactive(output: Path, typed: list[str]) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace")).replace("\r", "")
 
 
-# The fifteen questions: name, slug, description, author, email, domain, Python, Django, PostgreSQL,
-# key-value store, Celery, sign-in, CI, deployment, license. An empty line takes the default.
-DEFAULTS = [""] * 15
+# The sixteen questions: name, slug, description, author, email, domain, Python, Django, PostgreSQL,
+# key-value store, Celery, sign-in, Sentry, CI, deployment, license. An empty line takes the default.
+DEFAULTS = [""] * 16
 
 
 def test_a_refused_interactive_answer_ends_with_the_message_alone(tmp_path):
@@ -185,7 +186,7 @@ def test_the_celery_question_is_yes_or_no_and_follows_the_store(tmp_path):
     typed = DEFAULTS.copy()
     typed[0], typed[9] = "No Store", "3"  # key_value_store: 3 - none
     shown = interactive(tmp_path, typed)
-    question = shown.split("Celery worker for background tasks?")[1].split("[12/15]")[0]
+    question = shown.split("Celery worker for background tasks?")[1].split("[12/16]")[0]
     assert question.strip() == "y or n (y needs a key-value store) (n):", question  # typed, not numbered
     assert (tmp_path / "no_store" / "manage.py").exists(), shown
     assert files_mentioning(tmp_path / "no_store", "celery") == []
@@ -384,6 +385,47 @@ def test_license_follows_the_answer(cookies):
     assert not (bake(cookies, open_source_license="Not open source") / "LICENSE").exists()
 
 
+def files_naming(project: Path, pattern: str) -> list[str]:
+    """Files whose path or text has a match of the regular expression (case-insensitive)."""
+    found = re.compile(pattern, re.IGNORECASE)
+    return [
+        str(path.relative_to(project))
+        for path in project.rglob("*")
+        if found.search(str(path.relative_to(project)))
+        or (path.is_file() and found.search(path.read_text(errors="ignore")))
+    ]
+
+
+def test_without_celery_there_is_no_beat(cookies):
+    """Beat is Celery's: without it no service, manifest, setting, variable or README line of it (gunicorn's
+    "heartbeat" is another word)."""
+    project = bake(cookies, key_value_store="valkey", use_celery="n", deploy_target="compose+kubernetes")
+    assert files_naming(project, r"\bbeat\b|celerybeat|CLEAR_SESSIONS|clearsessions") == []
+    with_celery = bake(cookies, project_name="Beating", use_celery="y", deploy_target="compose+kubernetes")
+    assert (with_celery / "k8s/base/beat-deployment.yaml").is_file()
+    assert "beat" in yaml.safe_load((with_celery / "compose.yaml").read_text())["services"]
+
+
+def test_sentry_is_off_by_default_and_leaves_no_trace(cookies):
+    project = bake(cookies, deploy_target="compose+kubernetes")
+    assert files_mentioning(project, "sentry") == []
+
+
+@pytest.mark.parametrize("celery, extras", [("y", "celery,django"), ("n", "django")])
+def test_sentry_when_asked_for(cookies, celery, extras):
+    store = "valkey" if celery == "y" else "none"
+    project = bake(cookies, project_name=f"Reported {celery}", use_sentry="y", key_value_store=store, use_celery=celery)
+    pyproject = (project / "pyproject.toml").read_text()
+    assert f'"sentry-sdk[{extras}]==' in pyproject
+    assert re.search(r'^name = "sentry-sdk"$', (project / "uv.lock").read_text(), re.M)
+    settings = (project / "config/settings.py").read_text()
+    assert "sentry_sdk.init(" in settings and "send_default_pii=False" in settings
+    assert ("CeleryIntegration()" in settings) == (celery == "y")
+    assert "## Error reports" in (project / "README.md").read_text()
+    assert "SENTRY_DSN=" in (project / ".envs/dev.env").read_text()
+    assert "SENTRY_DSN=" in (project / ".envs/prod.env.example").read_text()
+
+
 def test_the_lock_file_matches_the_answers(cookies):
     project = bake(
         cookies,
@@ -398,3 +440,10 @@ def test_the_lock_file_matches_the_answers(cookies):
     assert 'name = "lock-check"' in lock
     assert re.search(r'name = "django"\nversion = "6\.1\.', lock)
     assert not (project / ".locks").exists()
+
+
+def test_the_sentry_lock_file_is_the_one_installed(cookies):
+    plain = bake(cookies, project_name="Lock Plain", python_version="3.13", django_version="5.2")
+    reported = bake(cookies, project_name="Lock Reported", python_version="3.13", django_version="5.2", use_sentry="y")
+    assert 'name = "sentry-sdk"' not in (plain / "uv.lock").read_text()
+    assert 'name = "sentry-sdk"' in (reported / "uv.lock").read_text()

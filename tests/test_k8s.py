@@ -111,7 +111,7 @@ def test_manifests_render_validate_and_pass_checkov(cookies, services, tmp_path)
 
     # What the stack is made of, per variant.
     deployments, statefulsets = by_kind(docs, "Deployment"), by_kind(docs, "StatefulSet")
-    assert set(deployments) == {"app", "static"} | ({"worker"} if services.startswith("celery") else set())
+    assert set(deployments) == {"app", "static"} | ({"worker", "beat"} if services.startswith("celery") else set())
     assert set(statefulsets) == {"db"} | ({SERVICES[services]["key_value_store"]} if services != "none" else set())
     assert set(by_kind(docs, "Job")) == {"migrate"}
     namespace = next(iter(by_kind(docs, "Namespace")))
@@ -137,7 +137,7 @@ def test_manifests_render_validate_and_pass_checkov(cookies, services, tmp_path)
             assert context["readOnlyRootFilesystem"] is True
             assert context["capabilities"]["drop"] == ["ALL"]
             assert each["resources"]["requests"] and each["resources"]["limits"]
-    for name in ("app", "migrate", *(["worker"] if services.startswith("celery") else [])):
+    for name in ("app", "migrate", *(["worker", "beat"] if services.startswith("celery") else [])):
         workload = deployments.get(name) or by_kind(docs, "Job")[name]
         spec = workload["spec"]["template"]["spec"]
         assert spec["securityContext"]["runAsUser"] == 10001
@@ -185,6 +185,22 @@ def test_manifests_render_validate_and_pass_checkov(cookies, services, tmp_path)
     for path in k8s.rglob("*"):
         if path.is_file():
             assert not [secret for secret in secrets if secret in path.read_text()], path
+
+
+def test_beat_runs_as_exactly_one_pod(cookies):
+    """Two beats would send each periodic task twice: one replica, not scaled by the overlay, and Recreate so a
+    rollout never runs the old and the new pod together. Its probes read the heartbeat file, as under compose."""
+    project = bake(cookies, project_name="One Beat", key_value_store="valkey", use_celery="y", **KUBE)
+    docs = render(project)
+    beat = by_kind(docs, "Deployment")["beat"]
+    assert beat["spec"]["replicas"] == 1 and beat["spec"]["strategy"] == {"type": "Recreate"}
+    overlay = yaml.safe_load((project / "k8s/overlays/production/kustomization.yaml").read_text())
+    assert "beat" not in {entry["name"] for entry in overlay["replicas"]}
+    main = container(beat)
+    assert main["args"][:4] == ["celery", "-A", "config", "beat"] and "/tmp/celerybeat-schedule" in main["args"]
+    compose = yaml.safe_load((project / "compose.prod.yaml").read_text())["services"]["beat"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert main[probe]["exec"]["command"] == compose["healthcheck"]["test"][1:]
 
 
 def test_compose_only_leaves_no_kubernetes_trace(cookies):
@@ -458,7 +474,7 @@ def test_network_policies_admit_the_ingress_controller_only_and_deny_other_egres
     workloads = pod_labels(docs)
     assert {"app", "migrate", "static", "db"} <= set(workloads)
     for name, labels in workloads.items():
-        expected = dns | (backends if name in ("app", "worker", "migrate") else set())
+        expected = dns | (backends if name in ("app", "worker", "beat", "migrate") else set())
         assert allowed_egress(docs, labels) == expected, name
 
 

@@ -158,6 +158,40 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery beat (the `beat` service, one instance only) sends these tasks to the workers on schedule. Its
+# scheduler (config/celery.py) wakes at least every 30 s and touches a file its healthcheck reads.
+CELERY_BEAT_SCHEDULER = "config.celery:HeartbeatScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = 30
+
+
+def env_schedule(name: str, default: str):
+    """A cron expression in UTC ("0 3 * * *": daily at 03:00), or a number of seconds ("60"). Prefer cron: an
+    interval counts from beat's start, and beat forgets its state when its container is replaced."""
+    from celery.schedules import crontab
+
+    raw = os.environ.get(name, "").strip() or default
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    error = ImproperlyConfigured(
+        f"{name}={raw!r} is neither a cron expression (minute hour day month weekday, e.g. '0 3 * * *') "
+        "nor a number of seconds."
+    )
+    if len(raw.split()) != 5:
+        raise error
+    minute, hour, day_of_month, month_of_year, day_of_week = raw.split()
+    try:
+        return crontab(minute, hour, day_of_month=day_of_month, month_of_year=month_of_year, day_of_week=day_of_week)
+    except ValueError:
+        raise error from None
+
+
+CELERY_BEAT_SCHEDULE = {
+    # Deletes expired sessions (Django's clearsessions), daily at 03:00 UTC unless CLEAR_SESSIONS_SCHEDULE says.
+    "clear-expired-sessions": {
+        "task": "{{ cookiecutter.project_slug }}.tasks.clear_expired_sessions",
+        "schedule": env_schedule("CLEAR_SESSIONS_SCHEDULE", "0 3 * * *"),
+    },
+}
 {% endif %}
 # Email. With DEBUG on every mail is printed to the console (`docker compose logs app`): nothing is ever sent
 # from development. The live site sends through the SMTP server in EMAIL_URL: smtp+tls://user:password@host:587
@@ -272,6 +306,27 @@ SECURE_CSP = CONTENT_SECURITY_POLICY_DIRECTIVES
 {%- endif %}
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 
+{% if cookiecutter.use_sentry == "y" -%}
+# Error reports to Sentry (or a Sentry-compatible service), only where SENTRY_DSN is set. No personal data
+# (user ids and emails, IP addresses, cookies) unless you opt in; the release is the image tag (APP_VERSION,
+# set by compose.prod.yaml), so each report names the version that raised it.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "").strip()
+if SENTRY_DSN:
+    import sentry_sdk
+{%- if cookiecutter.use_celery == "y" %}
+    from sentry_sdk.integrations.celery import CeleryIntegration
+{%- endif %}
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        send_default_pii=False,
+        release=os.environ.get("APP_VERSION", "").strip() or None,
+        environment=os.environ.get("SENTRY_ENVIRONMENT", "").strip() or ("development" if DEBUG else "production"),
+        integrations=[DjangoIntegration(){% if cookiecutter.use_celery == "y" %}, CeleryIntegration(){% endif %}],
+    )
+
+{% endif -%}
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,

@@ -26,13 +26,26 @@ NAMES = [
     "SECURE_HSTS_INCLUDE_SUBDOMAINS",
     "SECURE_HSTS_PRELOAD",
     "LOG_LEVEL",
+{%- if cookiecutter.use_celery == "y" %}
+    "CLEAR_SESSIONS_SCHEDULE",
+{%- endif %}
+{%- if cookiecutter.use_sentry == "y" %}
+    "SENTRY_DSN",
+    "SENTRY_ENVIRONMENT",
+    "APP_VERSION",
+{%- endif %}
 ]
+
+
+def run_python(code: str, **environ: str) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter, in the project, with exactly these variables and config.settings."""
+    env = {key: value for key, value in os.environ.items() if key not in NAMES}
+    env.update(environ, DJANGO_SETTINGS_MODULE="config.settings")
+    return subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True)
 
 
 def load_settings(**environ: str) -> subprocess.CompletedProcess:
     """Import config.settings with exactly these variables; print a few values as JSON."""
-    env = {key: value for key, value in os.environ.items() if key not in NAMES}
-    env.update(environ, DJANGO_SETTINGS_MODULE="config.settings")
     code = (
         "import json; from django.conf import settings as s; "
         "print(json.dumps({'DEBUG': s.DEBUG, 'ALLOWED_HOSTS': s.ALLOWED_HOSTS, "
@@ -40,7 +53,7 @@ def load_settings(**environ: str) -> subprocess.CompletedProcess:
         "'CACHE': s.CACHES['default']['BACKEND'], "
         "'HSTS': [s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD]}, default=str))"
     )
-    return subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True)
+    return run_python(code, **environ)
 
 
 def values(**environ: str) -> dict:
@@ -116,21 +129,21 @@ def test_deploy_checks_pass_without_hsts_subdomains_and_preload():
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_a_django_log_line_is_printed_once_in_development():
-    env = {key: value for key, value in os.environ.items() if key not in NAMES}
-    env.update(DEBUG="1", DJANGO_SETTINGS_MODULE="config.settings")
-    code = "import django, logging; django.setup(); logging.getLogger('django.request').warning('only once')"
-    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True)
+def log_in_development(logger: str, message: str) -> subprocess.CompletedProcess:
+    """Log a warning through the development settings' logging, in a fresh interpreter."""
+    code = f"import django, logging; django.setup(); logging.getLogger({logger!r}).warning({message!r})"
+    result = run_python(code, DEBUG="1")
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_a_django_log_line_is_printed_once_in_development():
+    result = log_in_development("django.request", "only once")
     assert (result.stdout + result.stderr).count("only once") == 1, result.stdout + result.stderr
 
 
 def test_logs_go_to_stdout():
-    env = {key: value for key, value in os.environ.items() if key not in NAMES}
-    env.update(DEBUG="1", DJANGO_SETTINGS_MODULE="config.settings")
-    code = "import django, logging; django.setup(); logging.getLogger('probe').warning('to stdout')"
-    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    result = log_in_development("probe", "to stdout")
     assert "WARNING probe to stdout" in result.stdout
     assert "to stdout" not in result.stderr
 {%- if cookiecutter.key_value_store != "none" %}
@@ -139,4 +152,67 @@ def test_logs_go_to_stdout():
 def test_redis_url_makes_redis_the_cache():
     assert values(**PRODUCTION)["CACHE"] == "django.core.cache.backends.redis.RedisCache"
     assert values(DEBUG="1")["CACHE"] == "django.core.cache.backends.locmem.LocMemCache"
+{%- endif %}
+
+{%- if cookiecutter.use_celery == "y" %}
+
+
+def beat_schedule(**environ: str) -> dict:
+    """The beat schedule's entries: task name and schedule (repr) each."""
+    code = (
+        "import json; from django.conf import settings as s; print(json.dumps({name: [entry['task'], "
+        "repr(entry['schedule'])] for name, entry in s.CELERY_BEAT_SCHEDULE.items()}))"
+    )
+    result = run_python(code, DEBUG="1", **environ)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_beat_clears_expired_sessions_daily_at_three_utc_by_default():
+    task, schedule = beat_schedule()["clear-expired-sessions"]
+    assert task == "{{ cookiecutter.project_slug }}.tasks.clear_expired_sessions"
+    assert schedule == "<crontab: 0 3 * * * (m/h/dM/MY/d)>"
+
+
+@pytest.mark.parametrize(
+    "value, schedule",
+    [("*/5 * * * 1-5", "<crontab: */5 * * * 1-5 (m/h/dM/MY/d)>"), ("2", "2"), (" 60 ", "60")],
+)
+def test_the_schedule_comes_from_clear_sessions_schedule(value, schedule):
+    assert beat_schedule(CLEAR_SESSIONS_SCHEDULE=value)["clear-expired-sessions"][1] == schedule
+
+
+@pytest.mark.parametrize("value", ["daily", "0 3 * *", "61 3 * * *", "0"])
+def test_a_bad_schedule_is_an_error_that_says_what_to_write(value):
+    result = run_python("import django; django.setup()", DEBUG="1", CLEAR_SESSIONS_SCHEDULE=value)
+    assert result.returncode != 0
+    assert f"CLEAR_SESSIONS_SCHEDULE={value!r} is neither a cron expression" in result.stderr, result.stderr
+{%- endif %}
+{%- if cookiecutter.use_sentry == "y" %}
+
+
+def sentry_client(**environ: str) -> dict:
+    """Whether the settings started the Sentry SDK, and with which options."""
+    code = (
+        "import json, django, sentry_sdk; django.setup(); c = sentry_sdk.get_client(); print(json.dumps("
+        "{'active': c.is_active(), 'pii': c.options['send_default_pii'], 'release': c.options['release'], "
+        "'environment': c.options['environment'], 'dsn': c.options['dsn']}))"
+    )
+    result = run_python(code, **environ)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_without_a_dsn_the_sentry_sdk_is_not_started():
+    assert sentry_client(**PRODUCTION)["active"] is False
+    assert sentry_client(**PRODUCTION, SENTRY_DSN="  ")["active"] is False
+
+
+def test_a_dsn_starts_sentry_without_personal_data_and_with_the_release():
+    dsn = "https://public@sentry.example.com/1"
+    client = sentry_client(**PRODUCTION, SENTRY_DSN=dsn, APP_VERSION="1.4.2")
+    assert client == {"active": True, "pii": False, "release": "1.4.2", "environment": "production", "dsn": dsn}
+    staging = sentry_client(**PRODUCTION, SENTRY_DSN=dsn, APP_VERSION="1.4.2", SENTRY_ENVIRONMENT="staging")
+    assert staging["environment"] == "staging"
+    assert sentry_client(DEBUG="1", SENTRY_DSN=dsn)["environment"] == "development"
 {%- endif %}

@@ -1,6 +1,14 @@
-import pytest
+import os
+import time
+from datetime import timedelta
 
-from {{ cookiecutter.project_slug }}.tasks import count_documents
+import pytest
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.utils import timezone
+
+from config.celery import app
+from {{ cookiecutter.project_slug }}.tasks import clear_expired_sessions, count_documents
 
 
 @pytest.mark.django_db
@@ -31,3 +39,39 @@ def test_anyone_else_is_sent_to_the_login_and_queues_nothing(client, admin_clien
     response = client.post("/tasks/")
     assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
     assert queued == []
+
+
+@pytest.mark.django_db
+def test_the_periodic_task_deletes_expired_sessions_only():
+    for expired in (True, True, False):
+        session = SessionStore()
+        session["visited"] = True
+        session.create()
+        if expired:
+            Session.objects.filter(pk=session.session_key).update(expire_date=timezone.now() - timedelta(days=1))
+    assert clear_expired_sessions.delay().get(timeout=5) == 2
+    assert Session.objects.count() == 1 and Session.objects.get().expire_date > timezone.now()
+
+
+def test_beat_sends_a_registered_task():
+    """Each entry of the schedule names a task the worker knows, so beat never sends one it cannot run."""
+    app.loader.import_default_modules()
+    for entry in app.conf.beat_schedule.values():
+        assert entry["task"] in app.tasks, entry
+
+
+def test_the_beat_scheduler_touches_its_heartbeat_on_each_tick(tmp_path, monkeypatch):
+    from config import celery as module
+
+    heartbeat = tmp_path / "heartbeat"
+    monkeypatch.setattr(module, "HEARTBEAT", heartbeat)
+    scheduler = module.HeartbeatScheduler(app, schedule_filename=str(tmp_path / "schedule"), lazy=True)
+    scheduler.setup_schedule()
+    try:
+        assert not heartbeat.exists()
+        scheduler.tick()
+        os.utime(heartbeat, (0, 0))  # as if the last tick were long ago
+        scheduler.tick()
+        assert time.time() - heartbeat.stat().st_mtime < 60
+    finally:
+        scheduler.close()
