@@ -131,4 +131,3 @@ def test_every_response_names_the_running_version(client, monkeypatch):
 def test_no_version_header_without_app_version(client, monkeypatch):
     monkeypatch.delenv("APP_VERSION", raising=False)
     assert "X-App-Version" not in client.get("/healthz")
-
