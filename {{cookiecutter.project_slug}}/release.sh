@@ -15,8 +15,9 @@ WAIT=${RELEASE_TIMEOUT:-180}
 # Docker's DNS that long before the old ones stop, or nginx would know no address that still answers.
 DNS_TTL=12
 # Overlapped: started beside the old containers, which then drain. nginx too, unless it publishes a
-# port itself (two containers cannot bind one host port): then it is replaced in place.
-ROLLING="app worker nginx"
+# port itself (two containers cannot bind one host port): then it is replaced in place. Stopped in this
+# order: the traffic's first.
+ROLLING="app nginx worker"
 
 say() { echo "release: $*"; }
 fail() {
@@ -60,6 +61,7 @@ docker compose run --rm app python manage.py migrate --noinput ||
 
 rolling=
 inplace=
+moved=
 if [ -n "$current" ]; then
     for service in $ROLLING; do
         [ -n "$(ids "$service")" ] || continue
@@ -84,10 +86,11 @@ if [ -n "$rolling" ]; then
 
     abandon() {
         docker logs --tail 30 "$1" 2>&1 | sed 's/^/    /' >&2
+        say "$2: its last log lines are above. Removing the new containers; $current keeps serving." >&2
+        # Stopped, not killed: a healthy one among them may already be serving requests.
         # shellcheck disable=SC2086 # one id per word
-        docker rm -f $new >/dev/null
-        fail "$2: its last log lines are above. The new containers were removed; $current keeps serving." \
-            "(The migrations of $TAG stay applied.)"
+        docker stop $new >/dev/null && docker rm $new >/dev/null
+        fail "$TAG was not released; $current keeps serving. (The migrations of $TAG stay applied.)"
     }
     for id in $new; do
         name=$(docker inspect -f '{{.Name}}' "$id")
@@ -101,9 +104,14 @@ if [ -n "$rolling" ]; then
     [ "$settle" -le 0 ] || sleep "$settle"
 
     say "$TAG is healthy; stopping the $current containers (each finishes its requests first)"
-    # shellcheck disable=SC2086 # one id per word
-    docker stop $old >/dev/null && docker rm $old >/dev/null
-    say "all traffic on $TAG, $(($(now) - started))s after the command started"
+    for service in $rolling; do
+        stale=$(ids "$service" | grep -xF "$old" || true)
+        # shellcheck disable=SC2086 # one id per word
+        docker stop $stale >/dev/null && docker rm $stale >/dev/null
+        say "stopped the old $service, $(($(now) - started))s after the command started"
+        [ "$service" = worker ] || moved=$(now)
+    done
+    say "all traffic on $TAG, $((moved - started))s after the command started"
 fi
 if [ -n "$inplace" ]; then
     say "replacing nginx in place: it publishes a port itself, so connections drop for about a second" \
