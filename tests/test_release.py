@@ -7,7 +7,9 @@ nginx publishes its port itself in compose.prod.yaml, and two containers cannot 
 replaces it in place, which drops connections for a moment. The HTTPS edge of issue 12 publishes the ports
 instead, and then nginx is rolled like the app. Until that edge is merged, EDGE_STANDIN stands in for it (Caddy
 over plain HTTP, retrying a failed dial), so that nginx is rolled; the load goes through it. Once the real edge
-is there, point Load at it: Load(f"https://{DOMAIN}:{port}", verify=<its CA>, ...) and drop the stand-in."""
+is there, point Load at it: Load(f"https://{DOMAIN}:{port}", verify=<its CA>, ...) and drop the stand-in.
+test_5 runs compose.prod.yaml alone, the load straight on nginx's LIVE_PORT, and measures what the in-place
+replacement of nginx costs."""
 
 from __future__ import annotations
 
@@ -127,8 +129,10 @@ class Load:
 class ReleaseProject(Project):
     """The baked project with the stand-in edge, and its make targets run as a user types them."""
 
+    compose_file = COMPOSE_FILE
+
     def env(self, file):
-        return clean_env(LIVE_PORT=str(self.live_port), COMPOSE_FILE=COMPOSE_FILE, RELEASE_TIMEOUT="90")
+        return clean_env(LIVE_PORT=str(self.live_port), COMPOSE_FILE=self.compose_file, RELEASE_TIMEOUT="90")
 
     def command(self, file, *args: str) -> list[str]:
         return ["docker", "compose", *args]  # COMPOSE_FILE names the files
@@ -191,12 +195,14 @@ def released(cookies_session):
 
 
 def load(project: ReleaseProject) -> Load:
-    """Six threads on a page and on the page's stylesheet (a static file of both versions), through the edge."""
+    """Six threads on a page and on the page's stylesheet (a static file of both versions), on LIVE_PORT: the
+    edge, or nginx without one (as a TLS proxy in front of it would: the public host, and HTTPS)."""
     base = f"http://127.0.0.1:{project.live_port}"
-    page = requests.get(base + "/", headers={"Host": DOMAIN}, timeout=30)
+    headers = {"Host": DOMAIN, "X-Forwarded-Proto": "https"}
+    page = requests.get(base + "/", headers=headers, timeout=30)
     assert page.status_code == 200, page.text[:500]
     stylesheet = re.search(r'href="(/static/[^"]+\.css)"', page.text).group(1)
-    return Load(base, ["/", stylesheet], headers={"Host": DOMAIN}, verify=True)
+    return Load(base, ["/", stylesheet], headers=headers, verify=True)
 
 
 def release_under_load(project: ReleaseProject, *make_args: str, check: bool = True):
@@ -296,3 +302,26 @@ class TestRelease:
         assert refused.returncode != 0, refused.output
         assert "no release is recorded in .release yet: make rollback undoes a make release." in refused.output
         assert project.live("ps", "-q", "app").stdout == app
+
+    def test_5_without_an_edge_nginx_is_replaced_in_place(self, released):
+        """compose.prod.yaml alone: nginx publishes LIVE_PORT itself and cannot run twice, so it is replaced in
+        place. The app still moves over without a failure; the only failed requests are refused connections
+        while nginx is replaced (the README's limit, which the HTTPS edge removes)."""
+        project = released
+        project.live("down", "--remove-orphans", "--timeout", "5")
+        project.compose_file = "compose.prod.yaml"
+        deployed = project.make("release", "TAG=v1", timeout=TIMEOUT + 300)  # nothing runs: a plain deploy
+        assert "v1 released" in deployed.output and "all traffic" not in deployed.output, deployed.output[-3000:]
+        traffic, _, output, _, returned, lines, _ = release_under_load(project, "release", "TAG=v2")
+        replacing = next(t for t, line in lines if "replacing nginx in place" in line)
+        failures = traffic.failures()
+        window = max(f.started + f.seconds for f in failures) - min(f.started for f in failures) if failures else 0
+        kinds = collections.Counter(re.sub(r"\W.*", "", f.error) for f in failures)
+        print(f"[release] without an edge: {len(failures)} failed requests in {window:.1f}s while nginx was replaced")
+        print(f"[release] their errors: {dict(kinds)}; e.g. {failures[0].error if failures else None}")
+        outside = [f for f in failures if f.status is not None or f.started + f.seconds < replacing]
+        assert outside == [], outside[:5]
+        late = [s for s in traffic.samples if s.path == "/" and s.started > returned]
+        assert late and all(s.version == "v2" and V2_TEXT in s.text for s in late)
+        assert project.running("nginx") == [f"{project.slug}-static:v2"]
+        assert project.running("app") == [f"{project.slug}-app:v2"]

@@ -114,7 +114,7 @@ if [ -n "$rolling" ]; then
     say "all traffic on $TAG, $((moved - started))s after the command started"
 fi
 if [ -n "$inplace" ]; then
-    say "replacing nginx in place: it publishes a port itself, so connections drop for about a second" \
+    say "replacing nginx in place: it publishes a port itself, so connections drop for a few seconds" \
         "(put the HTTPS edge in front of it to avoid that)"
 fi
 # Everything else at the new tag (nginx when it publishes its port; a singleton like a scheduler is
