@@ -1,5 +1,4 @@
 #!/bin/sh
-{% raw -%}
 # Releases an image tag on the live host without downtime (README, "Releasing without downtime"):
 #   sh release.sh TAG          migrate, start TAG's containers beside the running ones, wait until they are
 #                              healthy, move the traffic, then stop the old ones (they finish what they serve)
@@ -26,6 +25,9 @@ fail() {
 }
 now() { date +%s; }
 ids() { docker compose ps -q "$1"; }
+# A container's name (the last column of `docker ps`); whether it passes a filter, e.g. health=healthy.
+container_name() { docker ps -a --filter "id=$1" | awk 'NR == 2 { print $NF }'; }
+has() { [ -n "$(docker ps -q --filter "id=$1" --filter "$2")" ]; }
 
 started=$(now)
 tag=${1:-}
@@ -47,8 +49,8 @@ done
 current=
 app=$(ids app | head -n 1)
 if [ -n "$app" ]; then
-    image=$(docker inspect -f '{{.Config.Image}}' "$app")
-    current=${image##*:}
+    # The tag it was started with: compose.prod.yaml gives it as APP_VERSION.
+    current=$(docker inspect "$app" | sed -n 's/.*"APP_VERSION=\([^"]*\)".*/\1/p')
 fi
 if [ "$current" = "$TAG" ]; then
     say "$TAG is already running: nothing to do."
@@ -93,10 +95,10 @@ if [ -n "$rolling" ]; then
         fail "$TAG was not released; $current keeps serving. (The migrations of $TAG stay applied.)"
     }
     for id in $new; do
-        name=$(docker inspect -f '{{.Name}}' "$id")
-        until [ "$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "$id")" = healthy ]; do
-            [ "$(docker inspect -f '{{.RestartCount}}' "$id")" = 0 ] || abandon "$id" "${name#/} ($TAG) crashed"
-            [ "$(now)" -lt $((placed + WAIT)) ] || abandon "$id" "${name#/} ($TAG) was not healthy after ${WAIT}s"
+        name=$(container_name "$id")
+        until has "$id" health=healthy; do
+            has "$id" status=running || abandon "$id" "$name ($TAG) crashed"
+            [ "$(now)" -lt $((placed + WAIT)) ] || abandon "$id" "$name ($TAG) was not healthy after ${WAIT}s"
             sleep 1
         done
     done
@@ -124,4 +126,3 @@ say "$TAG released in $(($(now) - started))s"
 
 printf 'TAG=%s\nPREVIOUS_TAG=%s\n' "$TAG" "$current" >"$STATE"
 [ -z "$current" ] || say "make rollback brings back $current"
-{%- endraw %}
