@@ -79,6 +79,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: the image tag on every response (releases, README "Releasing without downtime").
+    "{{ cookiecutter.project_slug }}.health.VersionHeaderMiddleware",
     # First, so probes are answered before host validation or the HTTPS redirect.
     "{{ cookiecutter.project_slug }}.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",

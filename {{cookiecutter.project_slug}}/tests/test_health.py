@@ -118,3 +118,16 @@ def test_probes_need_neither_the_public_host_nor_https(client, settings):
     # Other pages still get the host check and the redirect.
     assert client.get("/", HTTP_HOST="{{ cookiecutter.__domain_name }}").status_code == 301
     assert client.get("/", HTTP_HOST="172.18.0.5:8000").status_code == 400
+
+
+@pytest.mark.django_db
+def test_every_response_names_the_running_version(client, monkeypatch):
+    """compose.prod.yaml sets APP_VERSION to the image's tag; probes, pages and errors all carry it."""
+    monkeypatch.setenv("APP_VERSION", "1.4.2")
+    for path in ("/healthz", "/readyz", "/", "/no-such-page/"):
+        assert client.get(path)["X-App-Version"] == "1.4.2", path
+
+
+def test_no_version_header_without_app_version(client, monkeypatch):
+    monkeypatch.delenv("APP_VERSION", raising=False)
+    assert "X-App-Version" not in client.get("/healthz")

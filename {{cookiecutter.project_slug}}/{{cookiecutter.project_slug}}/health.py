@@ -3,6 +3,8 @@
 GET /healthz  liveness: the process answers; no I/O, so a slow database never restarts the app.
 GET /readyz   readiness: the services the app needs answer; 503 names the ones that do not.
 (Either with a trailing slash too.)
+Every response also carries X-App-Version: the image tag this process runs (APP_VERSION, set by
+compose.prod.yaml from TAG), so a release can be watched moving from one version to the next.
 
 Answered by a middleware placed first, before host validation and the HTTPS redirect, so a
 probe needs neither the public host name nor TLS. /readyz reuses the connections the app holds
@@ -10,6 +12,7 @@ and gives up quickly, but it still touches the database: keep it off the public 
 """
 
 import logging
+import os
 {%- if cookiecutter.key_value_store != "none" %}
 from functools import cache
 {%- endif %}
@@ -81,3 +84,17 @@ class HealthCheckMiddleware:
         if probe is not None and request.method in ("GET", "HEAD"):
             return probe(request)
         return self.get_response(request)
+
+
+class VersionHeaderMiddleware:
+    """X-App-Version on every response, probes included; no header when APP_VERSION is unset."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.version = os.environ.get("APP_VERSION", "").strip()
+
+    def __call__(self, request: HttpRequest):
+        response = self.get_response(request)
+        if self.version:
+            response["X-App-Version"] = self.version
+        return response

@@ -1,0 +1,128 @@
+#!/bin/sh
+# Releases an image tag on the live host without downtime (README, "Releasing without downtime"):
+#   sh release.sh TAG          migrate, start TAG's containers beside the running ones, wait until they are
+#                              healthy, move the traffic, then stop the old ones (they finish what they serve)
+#   sh release.sh --rollback   the same with the tag that ran before the last release (kept in .release)
+# `make release TAG=...` and `make rollback` call it. Plain Docker Compose on one host.
+set -eu
+
+export COMPOSE_FILE="${COMPOSE_FILE:-compose.prod.yaml}"
+STATE=.release
+# How long new containers get to become healthy.
+WAIT=${RELEASE_TIMEOUT:-180}
+# nginx looks the app's name up again every 10 s (nginx/run.sh): new containers must have been in
+# Docker's DNS that long before the old ones stop, or nginx would know no address that still answers.
+DNS_TTL=12
+# Overlapped: started beside the old containers, which then drain. nginx too, unless it publishes a
+# port itself (two containers cannot bind one host port): then it is replaced in place. Stopped in this
+# order: the traffic's first.
+ROLLING="app nginx worker"
+
+say() { echo "release: $*"; }
+fail() {
+    echo "release: $*" >&2
+    exit 1
+}
+now() { date +%s; }
+ids() { docker compose ps -q "$1"; }
+# A container's name (the last column of `docker ps`); whether it passes a filter, e.g. health=healthy.
+container_name() { docker ps -a --filter "id=$1" | awk 'NR == 2 { print $NF }'; }
+has() { [ -n "$(docker ps -q --filter "id=$1" --filter "$2")" ]; }
+
+started=$(now)
+tag=${1:-}
+if [ "$tag" = --rollback ]; then
+    [ -f "$STATE" ] || fail "no release is recorded in $STATE yet: make rollback undoes a make release."
+    tag=$(sed -n 's/^PREVIOUS_TAG=//p' "$STATE")
+    [ -n "$tag" ] || fail "$STATE names no previous tag: release the one you want with make release TAG=..."
+    say "rolling back to $tag"
+fi
+[ -n "$tag" ] || fail "which tag? Usage: make release TAG=<tag> (a tag make build-live gave the images). Nothing was changed."
+export TAG="$tag"
+
+# Every image of the stack at this tag, here or pulled, before anything changes.
+for image in $(docker compose config --images); do
+    docker image inspect "$image" >/dev/null 2>&1 || docker pull -q "$image" >/dev/null 2>&1 ||
+        fail "no image $image here, and none to pull: build it (make build-live TAG=$TAG) or push it. Nothing was changed."
+done
+
+current=
+app=$(ids app | head -n 1)
+if [ -n "$app" ]; then
+    # The tag it was started with: compose.prod.yaml gives it as APP_VERSION.
+    current=$(docker inspect "$app" | sed -n 's/.*"APP_VERSION=\([^"]*\)".*/\1/p')
+fi
+if [ "$current" = "$TAG" ]; then
+    say "$TAG is already running: nothing to do."
+    exit 0
+fi
+
+say "migrating the database with $TAG (expand/contract: the running ${current:-nothing} must keep working)"
+docker compose run --rm app python manage.py migrate --noinput ||
+    fail "the migrations of $TAG failed: nothing else was changed, ${current:-nothing} keeps serving."
+
+rolling=
+inplace=
+moved=
+if [ -n "$current" ]; then
+    for service in $ROLLING; do
+        [ -n "$(ids "$service")" ] || continue
+        if [ "$service" = nginx ] && docker compose port nginx 8080 | grep -q ':[1-9]'; then
+            inplace=nginx
+        else
+            rolling="$rolling $service"
+        fi
+    done
+fi
+
+if [ -n "$rolling" ]; then
+    old=$(for service in $rolling; do ids "$service"; done)
+    for service in $rolling; do
+        count=$(ids "$service" | wc -l)
+        say "starting $service ($TAG) beside the $count running"
+        # --no-recreate keeps the old containers as they are; the new ones get the new tag.
+        docker compose up -d --no-deps --no-recreate --scale "$service=$((count * 2))" "$service"
+    done
+    new=$(for service in $rolling; do ids "$service"; done | grep -vxF "$old" || true)
+    placed=$(now)
+
+    abandon() {
+        docker logs --tail 30 "$1" 2>&1 | sed 's/^/    /' >&2
+        say "$2: its last log lines are above. Removing the new containers; $current keeps serving." >&2
+        # Stopped, not killed: a healthy one among them may already be serving requests.
+        # shellcheck disable=SC2086 # one id per word
+        docker stop $new >/dev/null && docker rm $new >/dev/null
+        fail "$TAG was not released; $current keeps serving. (The migrations of $TAG stay applied.)"
+    }
+    for id in $new; do
+        name=$(container_name "$id")
+        until has "$id" health=healthy; do
+            has "$id" status=running || abandon "$id" "$name ($TAG) crashed"
+            [ "$(now)" -lt $((placed + WAIT)) ] || abandon "$id" "$name ($TAG) was not healthy after ${WAIT}s"
+            sleep 1
+        done
+    done
+    settle=$((placed + DNS_TTL - $(now)))
+    [ "$settle" -le 0 ] || sleep "$settle"
+
+    say "$TAG is healthy; stopping the $current containers (each finishes its requests first)"
+    for service in $rolling; do
+        stale=$(ids "$service" | grep -xF "$old" || true)
+        # shellcheck disable=SC2086 # one id per word
+        docker stop $stale >/dev/null && docker rm $stale >/dev/null
+        say "stopped the old $service, $(($(now) - started))s after the command started"
+        [ "$service" = worker ] || moved=$(now)
+    done
+    say "all traffic on $TAG, $((moved - started))s after the command started"
+fi
+if [ -n "$inplace" ]; then
+    say "replacing nginx in place: it publishes a port itself, so connections drop for a few seconds" \
+        "(put the HTTPS edge in front of it to avoid that)"
+fi
+# Everything else at the new tag (nginx when it publishes its port; a singleton like a scheduler is
+# replaced, never doubled); what was rolled above is already up to date and stays as it is.
+docker compose up -d --wait
+say "$TAG released in $(($(now) - started))s"
+
+printf 'TAG=%s\nPREVIOUS_TAG=%s\n' "$TAG" "$current" >"$STATE"
+[ -z "$current" ] || say "make rollback brings back $current"
