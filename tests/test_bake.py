@@ -166,7 +166,7 @@ def test_docker_compose_accepts_the_compose_files(cookies, services):
     assert all(service.get("restart") == "unless-stopped" for service in live.values())
     assert all(service.get("healthcheck") for service in live.values())
     expected = (
-        {"app", "nginx", "db", "backup"}
+        {"app", "nginx", "db", "backup", "offsite"}
         | ({SERVICES[services]["key_value_store"]} if services != "none" else set())
         | ({"worker"} if services.startswith("celery") else set())
     )

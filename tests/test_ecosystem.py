@@ -164,7 +164,13 @@ def test_makefile_docker_targets_work_on_a_fresh_bake(cookies):
             cwd=project,
             env=live_env,
         ).stdout
-        assert sorted(live.splitlines()) == ["app healthy", "backup healthy", "db healthy", "nginx healthy"], live
+        assert sorted(live.splitlines()) == [
+            "app healthy",
+            "backup healthy",
+            "db healthy",
+            "nginx healthy",
+            "offsite healthy",
+        ], live
     finally:
         for files in (["-f", "compose.yaml", "-f", "compose.watch.yaml"], ["-f", "compose.prod.yaml"]):
             down = ["docker", "compose", *files, "down", "-v", "--rmi", "local", "--timeout", "5"]
