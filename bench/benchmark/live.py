@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .backups import build_offsite
 from .builds import timed_build
 from .common import (
     BASELINE_PROJECT,
@@ -152,10 +153,12 @@ def stack(
 
 def live_stacks(ctx: Run) -> None:
     headers = {"Host": ctx.domain, "X-Forwarded-Proto": "https"}
+    build_offsite(ctx)
     port = free_port()
     env = clean_env(
         APP_IMAGE=IMAGES["app"].split(":")[0],
         STATIC_IMAGE=IMAGES["static"].split(":")[0],
+        OFFSITE_IMAGE=IMAGES["offsite"].split(":")[0],
         TAG=TAG,
         LIVE_PORT=f"127.0.0.1:{port}",
     )
