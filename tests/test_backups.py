@@ -565,4 +565,12 @@ class TestOffsite:
             60,
             what="the backup service to recover once the copies succeed",
         )
-        assert project.health("compose.prod.yaml", "offsite") == "healthy"
+        poll(
+            lambda: project.health("compose.prod.yaml", "offsite") == "healthy", 60, what="the offsite service's health"
+        )
+
+        # FROM=offsite takes the off-site copy even when the backup is here too.
+        restored = project.make("restore", f"NAME={newest}", "FROM=offsite", "CONFIRM=yes", timeout=TIMEOUT + 300)
+        assert f"fetching {newest} and media-" in restored.output and f"restored {newest}" in restored.output
+        browser = login(project)
+        assert browser and documents(browser) == before

@@ -46,9 +46,9 @@ fail() {
 # make no sense: S3 settings without a bucket.
 configured() {
   if [ -n "${S3_BUCKET:-}" ]; then return 0; fi
-  for name in AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL S3_PREFIX AWS_DEFAULT_REGION AWS_REGION; do
-    if eval "[ -n \"\${$name:-}\" ]"; then
-      fail "off-site copies: $name is set in $SETTINGS but S3_BUCKET is not: set S3_BUCKET to the bucket's name (or empty the other S3 settings to turn off-site copies off). The local backups are kept"
+  for setting in AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL S3_PREFIX AWS_DEFAULT_REGION AWS_REGION; do
+    if eval "[ -n \"\${$setting:-}\" ]"; then
+      fail "off-site copies: $setting is set in $SETTINGS but S3_BUCKET is not: set S3_BUCKET to the bucket's name (or empty the other S3 settings to turn off-site copies off). The local backups are kept"
       return 2
     fi
   done
