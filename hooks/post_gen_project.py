@@ -55,7 +55,7 @@ def remove(path: Path) -> None:
 
 
 def write_production_env(project: Path) -> None:
-    """.envs/prod.env (the app's), db.env and store.env = the committed examples with fresh secrets: each
+    """.envs/prod.env (the app's), db.env, offsite.env and store.env = the committed examples with fresh secrets: each
     service of compose.prod.yaml reads only its own file, and a placeholder gets the same value in each."""
     generated = {
         "<SECRET_KEY>": generate_secret(64),
@@ -64,7 +64,8 @@ def write_production_env(project: Path) -> None:
     }
     if USE_STORE:
         generated["<REDIS_PASSWORD>"] = generate_secret(32)
-    for name in ["prod", "db"] + (["store"] if USE_STORE else []):
+    # offsite.env holds no generated secret: the storage's keys, which the user fills in.
+    for name in ["prod", "db", "offsite"] + (["store"] if USE_STORE else []):
         write_env_file(project, name, generated)
     # The edge's domains and ACME settings: no secret, but set per server like the others, hence beside them.
     write_env_file(project, "edge", {}, header=EDGE_HEADER)

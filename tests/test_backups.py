@@ -216,7 +216,8 @@ def restorable(cookies_session):
         project.remove()
         # pg-upgrade leaves the old major's volume alone, and compose.prod.yaml no longer names it.
         run(["docker", "volume", "rm", "-f", *volumes], check=False)
-        run(["docker", "rmi", "-f", f"{project.slug}-app:e2e", f"{project.slug}-static:e2e"], check=False)
+        images = [f"{project.slug}-{image}:e2e" for image in ("app", "static", "offsite")]
+        run(["docker", "rmi", "-f", *images], check=False)
 
 
 class TestRestore:
@@ -328,3 +329,248 @@ class TestRestore:
             f"SELECT tableowner FROM pg_tables WHERE tablename = '{project.slug}_document'",
         ).stdout
         assert owner.strip() == project.slug
+
+
+# An S3-compatible server for the off-site tests: moto's, pinned, on a stand-in base (no registry here).
+MOTO_IMAGE = "e2e-moto:5.2.5"
+MOTO_DOCKERFILE = """FROM python:3.13-slim
+RUN pip install --no-cache-dir "moto[server]==5.2.5"
+ENTRYPOINT ["moto_server", "-H", "0.0.0.0", "-p", "5000"]
+"""
+BUCKET, PREFIX = "e2e-backups", "nightly"
+
+
+class Storage:
+    """moto's server on the stack's own network only (no published port), with authentication on: its first
+    three requests create a user and that user's keys, every later one must be signed with them."""
+
+    def __init__(self, project: BackupProject):
+        self.project = project
+        self.name = f"{project.slug.replace('_', '-')}-s3"  # a host name: the AWS CLI refuses "_"
+        self.endpoint = f"http://{self.name}:5000"
+        self.network = f"{project.slug}-live_default"
+        self.keys = ("unused", "unused")  # until start() made the user's
+
+    def start(self) -> None:
+        context = self.project.path.parent / "s3-server"
+        context.mkdir(exist_ok=True)
+        (context / "Dockerfile").write_text(MOTO_DOCKERFILE)
+        run(["docker", "build", "-t", MOTO_IMAGE, str(context)], timeout=900)
+        run(["docker", "rm", "-f", self.name], check=False)
+        run(
+            ["docker", "run", "-d", "--name", self.name, "--network", self.network]
+            + ["-e", "INITIAL_NO_AUTH_ACTION_COUNT=3", MOTO_IMAGE]
+        )
+        # moto's own API: not one of the three unauthenticated requests.
+        ready = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/moto-api/')"
+        poll(lambda: self.python(ready, check=False).returncode == 0, 60, what="the S3 server")
+        keys = self.python(
+            "import json; iam = boto3.client('iam', **kw);"
+            "iam.create_user(UserName='backups');"
+            "key = iam.create_access_key(UserName='backups')['AccessKey'];"
+            "iam.put_user_policy(UserName='backups', PolicyName='s3', PolicyDocument=json.dumps("
+            "{'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': 's3:*', 'Resource': '*'}]}));"
+            "print(key['AccessKeyId'], key['SecretAccessKey'])"
+        ).stdout.split()
+        self.keys = (keys[0], keys[1])
+        self.python(f"s3.create_bucket(Bucket='{BUCKET}')")
+
+    def python(self, code: str, keys: tuple[str, str] | None = None, check: bool = True):
+        """boto3 (moto's own dependency) in the server's container: the bucket as the storage sees it."""
+        access, secret = keys or self.keys
+        prelude = (
+            "import boto3; kw = dict(endpoint_url='http://127.0.0.1:5000', region_name='us-east-1',"
+            f" aws_access_key_id='{access}', aws_secret_access_key='{secret}'); s3 = boto3.client('s3', **kw);"
+        )
+        return run(["docker", "exec", self.name, "python", "-c", prelude + code], check=check)
+
+    def objects(self) -> dict[str, int]:
+        listing = self.python(
+            f"[print(o['Key'], o['Size']) for o in s3.list_objects_v2(Bucket='{BUCKET}').get('Contents', [])]"
+        ).stdout
+        return {key: int(size) for key, size in (line.split() for line in listing.splitlines())}
+
+    def configure(self, **changes: str) -> None:
+        """.envs/offsite.env as a user fills it in (the bucket's settings, then these changes), and the
+        offsite service restarted with it."""
+        settings = {
+            "S3_BUCKET": BUCKET,
+            "S3_PREFIX": PREFIX,
+            "AWS_ACCESS_KEY_ID": self.keys[0],
+            "AWS_SECRET_ACCESS_KEY": self.keys[1],
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": self.endpoint,
+            **changes,
+        }
+        path = self.project.path / ".envs/offsite.env"
+        text = path.read_text()
+        for key, value in settings.items():
+            text = re.sub(rf"(?m)^{key}=.*$", lambda _, line=f"{key}={value}": line, text)
+        path.write_text(text)
+        self.project.live("up", "-d", "offsite")
+
+    def leave_network(self) -> None:
+        """Off the stack's network, so `down` can remove it."""
+        run(["docker", "network", "disconnect", self.network, self.name])
+
+    def join_network(self) -> None:
+        run(["docker", "network", "connect", self.network, self.name])
+
+    def remove(self) -> None:
+        run(["docker", "rm", "-f", "-v", self.name], check=False)
+
+
+@pytest.fixture(scope="module")
+def storage(restorable):
+    storage = Storage(restorable)
+    try:
+        storage.start()
+        yield storage
+    finally:
+        print(run(["docker", "logs", "--tail", "60", storage.name], check=False).stdout)
+        storage.remove()
+
+
+class TestOffsite:
+    """Part 4: off-site copies in S3-compatible storage (moto's server on the stack's network), on the same
+    live stack as TestRestore: the round trip with the local backups gone too, and bad settings."""
+
+    def test_1_round_trip_from_off_site_after_the_host_lost_everything(self, restorable, storage):
+        project = restorable
+        assert (
+            project.make("backups")
+            .output.strip()
+            .endswith("off-site: off (set S3_BUCKET in .envs/offsite.env to copy each backup off the host)")
+        ), "off-site copies are off, silently, until configured"
+        storage.configure()
+        browser = login(project)
+        added = browser.post_form(
+            f"/admin/{project.slug}/document/add/",
+            {"title": "Off-site row", "_save": "Save"},
+            files={"file": ("offsite.txt", b"Off-site row: uploaded before the backup\n", "text/plain")},
+        )
+        assert added.status_code == 302, added.text[:1000]
+        before = documents(browser)
+        contents = {title: browser.get(link).content for title, link in before.items()}
+        assert "Off-site row" in before
+
+        taken = project.make("backup")
+        name = re.search(rf"OK (db-{STAMP}\.dump)", taken.output).group(1)
+        stamp = name[3:-5]
+        assert f"copied {name} and media-{stamp}.tar.gz to s3://{BUCKET}/{PREFIX}/" in taken.output
+        objects = storage.objects()
+        local = {
+            line.split()[-1]: int(line.split()[4])
+            for line in project.live(
+                "exec", "-T", "-u", "postgres", "backup", "ls", "-ln", "/backups"
+            ).stdout.splitlines()
+            if stamp in line
+        }
+        assert {f"{PREFIX}/{n}": size for n, size in local.items()} == {
+            k: v for k, v in objects.items() if stamp in k
+        }, objects
+        assert f"{name}\t" in project.make("backups").output.split(f"off-site, s3://{BUCKET}/{PREFIX}/:")[1]
+        # A backup the schedule takes (not make backup) is copied by the offsite service by itself.
+        project.live("exec", "-T", "-u", "postgres", "backup", "sh", "/usr/local/bin/backup.sh", "now")
+        scheduled = project.backups()[-1]
+        poll(lambda: f"{PREFIX}/{scheduled}" in storage.objects(), 60, what=f"{scheduled} to be copied off-site")
+
+        # The host loses everything: the backups folder and every volume.
+        storage.leave_network()
+        project.live("down", "-v", "--timeout", "5")
+        run(["rm", "-rf", str(project.path / "backups")])
+        project.live("up", "--no-start")  # the stack's network again, for the storage to join
+        storage.join_network()
+        project.make("deploy", timeout=TIMEOUT + 300)
+        assert documents(Browser(project.live_port)) == {} and login(project) is None, "the stack should be empty"
+        assert name not in project.backups()
+
+        restored = project.make("restore", f"NAME={name}", "CONFIRM=yes", timeout=TIMEOUT + 300)
+        assert f"fetching {name} and media-{stamp}.tar.gz from s3://{BUCKET}/{PREFIX}/" in restored.output
+        assert f"restored {name}" in restored.output
+        browser = login(project)
+        assert browser, "the admin's login should be back"
+        assert documents(browser) == before
+        assert {title: browser.get(link).content for title, link in before.items()} == contents
+        assert name in project.backups() and f"media-{stamp}.tar.gz" in project.backups()
+        for service in ("app", "nginx", "backup", "offsite", "db"):
+            assert project.health("compose.prod.yaml", service) == "healthy", service
+
+        # The keys reach the offsite service only, at run time: not the backup service, not the image.
+        secret = storage.keys[1]
+        assert secret in project.live("exec", "-T", "offsite", "env").stdout
+        assert secret not in project.live("exec", "-T", "backup", "env").stdout
+        image = f"{project.slug}-offsite:e2e"
+        assert (
+            secret
+            not in run(["docker", "image", "inspect", image]).stdout
+            + run(["docker", "history", "--no-trunc", image]).stdout
+        )
+        status = project.live("exec", "-T", "offsite", "cat", "/proc/1/status").stdout
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        assert int(fields["CapEff"], 16) == 0 and fields["Uid"].split()[0] != "0"
+        assert fields["NoNewPrivs"].strip() == "1"
+        assert project.live("exec", "-T", "offsite", "touch", "/probe", check=False).returncode != 0
+
+    def test_2_bad_settings_say_what_to_do_and_lose_nothing(self, restorable, storage):
+        project = restorable
+        storage.configure()
+        browser = login(project)
+        before = documents(browser)
+        cases = {
+            "an unset bucket": (
+                {"S3_BUCKET": ""},
+                "AWS_ACCESS_KEY_ID is set in .envs/offsite.env but S3_BUCKET is not: set S3_BUCKET",
+            ),
+            "wrong keys": (
+                {"AWS_SECRET_ACCESS_KEY": "not-the-secret"},
+                "the storage refused the keys: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in .envs/offsite.env",
+            ),
+            "an unreachable endpoint": (
+                {"AWS_ENDPOINT_URL": f"http://{storage.name}:5999"},
+                f"could not reach http://{storage.name}:5999: check AWS_ENDPOINT_URL",
+            ),
+        }
+        for case, (changes, message) in cases.items():
+            storage.configure(**changes)
+            copies = storage.objects()
+            taken = project.make("backup", check=False)
+            assert taken.returncode != 0, case
+            assert "backup: FAILED: off-site" in taken.output and message in taken.output, (case, taken.output[-3000:])
+            assert (
+                "The local backup is kept in /backups" in taken.output or "The local backups are kept" in taken.output
+            )
+            name = re.search(rf"OK (db-{STAMP}\.dump)", taken.output).group(1)
+            listed = project.make("backups", check=False)
+            assert listed.returncode != 0 and name in listed.output.split("off-site")[0], (case, listed.output)
+            assert storage.objects() == copies, "nothing reached the bucket, nothing left it"
+            poll(
+                lambda: project.health("compose.prod.yaml", "backup") == "unhealthy",
+                60,
+                what=f"the backup service to turn unhealthy ({case})",
+            )
+            assert "backup: FAILED: off-site" in project.logs("compose.prod.yaml", "offsite")
+            assert documents(browser) == before, case
+            # Restoring needs no off-site copy of a backup that is here; one that is not is refused.
+            refused = project.make("restore", "NAME=db-19990101T000000Z.dump", "CONFIRM=yes", check=False)
+            assert refused.returncode != 0 and "Nothing was changed" in refused.output, refused.output[-2000:]
+            assert documents(browser) == before, case
+
+        # Good settings again: the backups the failures left behind go off-site, and all is healthy again.
+        storage.configure()
+        newest = [n for n in project.backups() if n.startswith("db-")][-1]
+        poll(lambda: f"{PREFIX}/{newest}" in storage.objects(), 90, what=f"{newest} to be copied off-site")
+        poll(
+            lambda: project.health("compose.prod.yaml", "backup") == "healthy",
+            60,
+            what="the backup service to recover once the copies succeed",
+        )
+        poll(
+            lambda: project.health("compose.prod.yaml", "offsite") == "healthy", 60, what="the offsite service's health"
+        )
+
+        # FROM=offsite takes the off-site copy even when the backup is here too.
+        restored = project.make("restore", f"NAME={newest}", "FROM=offsite", "CONFIRM=yes", timeout=TIMEOUT + 300)
+        assert f"fetching {newest} and media-" in restored.output and f"restored {newest}" in restored.output
+        browser = login(project)
+        assert browser and documents(browser) == before

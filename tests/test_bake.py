@@ -183,7 +183,7 @@ def test_docker_compose_accepts_the_compose_files(cookies, services):
     assert all(service.get("restart") == "unless-stopped" for service in live.values())
     assert all(service.get("healthcheck") for service in live.values())
     expected = (
-        {"edge", "app", "nginx", "db", "backup"}
+        {"edge", "app", "nginx", "db", "backup", "offsite"}
         | ({SERVICES[services]["key_value_store"]} if services != "none" else set())
         | ({"worker", "beat"} if services.startswith("celery") else set())
     )

@@ -165,13 +165,16 @@ def test_makefile_docker_targets_work_on_a_fresh_bake(cookies):
             cwd=project,
             env=live_env,
         ).stdout
-        expected = ["app healthy", "backup healthy", "db healthy", "edge healthy", "nginx healthy"]
+        expected = ["app healthy", "backup healthy", "db healthy", "edge healthy", "nginx healthy", "offsite healthy"]
         assert sorted(live.splitlines()) == expected, live
     finally:
         for files in (["-f", "compose.yaml", "-f", "compose.watch.yaml"], ["-f", "compose.prod.yaml"]):
             down = ["docker", "compose", *files, "down", "-v", "--rmi", "local", "--timeout", "5"]
             run(down, cwd=project, env=live_env, check=False)
-        run(["docker", "rmi", "make_targets-app:make", "make_targets-static:make"], check=False)
+        run(
+            ["docker", "rmi", "make_targets-app:make", "make_targets-static:make", "make_targets-offsite:make"],
+            check=False,
+        )
 
 
 def test_the_readme_bakes_its_first_project_beside_the_checkout_not_inside_it(tmp_path):

@@ -326,6 +326,30 @@ def test_the_edge_gets_its_own_env_file_with_the_domain_and_no_secret(cookies):
     assert run(["git", "check-ignore", ".envs/edge.env"], cwd=project, check=False).returncode == 0
 
 
+def test_the_off_site_settings_are_written_empty_owner_only_and_git_ignored(cookies):
+    """.envs/offsite.env will hold the storage's keys: written from its example with every setting empty
+    (off-site copies off until the user fills it in), owner-only, and never committed."""
+    project = bake(cookies, project_name="Offsite Keeper")
+    offsite = project / ".envs/offsite.env"
+    assert offsite.stat().st_mode & 0o777 == 0o600
+    lines = [line for line in offsite.read_text().splitlines() if line and not line.startswith("#")]
+    assert dict(line.split("=", 1) for line in lines) == dict.fromkeys(
+        [
+            "S3_BUCKET",
+            "S3_PREFIX",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION",
+            "AWS_ENDPOINT_URL",
+        ],
+        "",
+    )
+    run(["git", "init", "-q"], cwd=project)
+    run(["git", "add", "-A"], cwd=project)
+    tracked = run(["git", "ls-files"], cwd=project).stdout.split()
+    assert ".envs/offsite.env.example" in tracked and ".envs/offsite.env" not in tracked
+
+
 def files_mentioning(project: Path, word: str) -> list[str]:
     hits = []
     for path in project.rglob("*"):

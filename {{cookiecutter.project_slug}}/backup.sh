@@ -6,7 +6,7 @@
 #   backup.sh loop    take a backup whenever BACKUP_INTERVAL seconds have passed since the newest one
 #   backup.sh now     take one backup now; exits non-zero when it fails
 #   backup.sh list    the backups, newest first
-#   backup.sh health  the healthcheck: did the last attempt succeed?
+#   backup.sh health  the healthcheck: did the last attempt succeed, and its off-site copy (offsite.sh)?
 #   backup.sh verify NAME      read the whole backup NAME (db-<time>.dump, <time> or latest) without restoring
 #   backup.sh restore-db NAME  restore its database into a new one, then swap it in place of the live one
 #   backup.sh media-out NAME   write its media archive to stdout (the app's container unpacks it: its files)
@@ -160,7 +160,8 @@ case "${1:-}" in
   list) stamps | while read -r each; do
       printf 'db-%s.dump\t%s bytes\n' "$each" "$(stat -c %s "$DIR/db-$each.dump")"
     done ;;
-  health) grep -q '^ok ' "$STATUS" ;;
+  # Unhealthy too while the off-site copy of a backup fails (offsite.sh writes that status).
+  health) grep -q '^ok ' "$STATUS" && ! grep -q '^failed' "$DIR/.offsite-status" 2>/dev/null ;;
   verify) verify "${2:-}" ;;
   restore-db) restore_db "${2:-}" ;;
   media-out)

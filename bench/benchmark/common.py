@@ -20,6 +20,7 @@ TAG = "run"
 IMAGES = {
     "app": f"bench-app:{TAG}",
     "static": f"bench-static:{TAG}",
+    "offsite": f"bench-offsite:{TAG}",
     "naive": f"bench-naive:{TAG}",
     "ceiling": f"bench-ceiling:{TAG}",
 }

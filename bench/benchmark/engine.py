@@ -137,5 +137,5 @@ def machine(ctx: Run) -> dict:
         "builder": "BuildKit",
         "builder_detail": ctx.results["figures"]["build_cold_s"]["ours_detail"]["applayer"]["builder"],
         "buildx": buildx[1] if len(buildx) > 1 else None,
-        "wrk": run(["wrk", "-v"], check=False).stdout.splitlines()[0:1],
+        "wrk": run(["wrk", "-v"], check=False).stdout.splitlines()[0:1] if shutil.which("wrk") else None,
     }

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .backups import build_offsite
 from .builds import timed_build
 from .common import (
     BASELINE_PROJECT,
@@ -164,10 +165,12 @@ def stack(
 
 def live_stacks(ctx: Run) -> None:
     headers = {"Host": ctx.domain, "X-Forwarded-Proto": "https"}
+    build_offsite(ctx)
     port = free_port()
     env = clean_env(
         APP_IMAGE=IMAGES["app"].split(":")[0],
         STATIC_IMAGE=IMAGES["static"].split(":")[0],
+        OFFSITE_IMAGE=IMAGES["offsite"].split(":")[0],
         TAG=TAG,
         # nginx alone, as behind a TLS-terminating proxy that the load generator stands in for (its requests
         # come from the network's gateway, a private address).

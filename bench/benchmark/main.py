@@ -13,9 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import builds, engine, live, project, sizes
+from . import backups, builds, engine, live, project, sizes
 from .common import BENCH, DOCS, ROOT, log, run
-from .report import chart, markdown, plain, table, update_docs
+from .report import backups_table, chart, markdown, plain, table, update_backups_doc, update_docs
 from .state import Run
 
 
@@ -42,7 +42,15 @@ def main(description: str) -> int:
     )
     parser.add_argument("--results", type=Path, default=BENCH / "results.json")
     parser.add_argument("--keep-log", type=Path, help="copy the build and load log here before clean-up")
+    parser.add_argument(
+        "--only",
+        choices=["backups"],
+        help="run one part alone: backups (fill the live database, time make backup and make restore); "
+        "its figures replace that part of the results and docs/benchmarks.md only",
+    )
     args = parser.parse_args()
+    if args.only == "backups":
+        return only_backups(args)
 
     missing = [tool for tool in ("docker", "wrk") if not shutil.which(tool)]
     if "wrk" in missing:
@@ -77,6 +85,7 @@ def main(description: str) -> int:
                 builds.cold_builds(ctx)
                 sizes.sizes(ctx)
                 live.live_stacks(ctx)
+                backups.backup_restore(ctx)
                 builds.rebuilds(ctx)
                 ctx.results["machine"] = engine.machine(ctx)
                 ctx.results["load_average"]["end"] = os.getloadavg()[0]
@@ -116,9 +125,61 @@ def main(description: str) -> int:
     DOCS.mkdir(exist_ok=True)
     chart(results, DOCS / "benchmarks.png")
     update_docs(results, markdown(rows))
+    update_backups_doc(results)
     print(plain(rows))
+    print("\nbackup and restore:\n" + backups_table(results["backups"]))
     print(
         f"\nwrote {args.results}, {DOCS / 'benchmarks.png'} and the table in {DOCS / 'benchmarks.md'} "
         f"({results['run_seconds'] / 60:.1f} min)"
+    )
+    return 0
+
+
+def only_backups(args: argparse.Namespace) -> int:
+    """The backup and restore figures alone: bake, build the live images, fill, back up, restore. Their entry
+    in the results file and their table in docs/benchmarks.md are replaced; nothing else is."""
+    if not shutil.which("docker"):
+        print("bench: docker is missing: a Docker CLI with Compose v2 is needed", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    cleanup = engine.Cleanup()
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    cleanup.add("temporary directory", lambda: shutil.rmtree(work, ignore_errors=True))
+    log(f"working in {work} (log: {work / 'bench.log'}, removed at the end)")
+    try:
+        ctx = Run(args, work, cleanup)
+        project.bake_project(ctx)
+        with engine.engine_lock(args.lock):
+            try:
+                engine.prepare_engine(ctx)
+                cleanup.add("images", engine.remove_created_images)
+                build = builds.build_ours(ctx, "for the backups")
+                backups.backup_restore(ctx)
+                ctx.results["figures"]["build_cold_s"] = {"ours_detail": build}  # the builder, for machine()
+                ctx.results["machine"] = engine.machine(ctx)
+            except BaseException:
+                log_text = (work / "bench.log").read_text()[-6000:] if (work / "bench.log").exists() else ""
+                print(log_text, file=sys.stderr)
+                raise
+            finally:
+                if args.keep_log and (work / "bench.log").exists():
+                    shutil.copy(work / "bench.log", args.keep_log)
+                log("cleaning up")
+                cleanup.run()
+    finally:
+        cleanup.run()
+    results = json.loads(args.results.read_text()) if args.results.exists() else {"figures": {}}
+    results["backups"] = dict(
+        ctx.results["backups"],
+        date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        machine=ctx.results["machine"],
+        commit=run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=False).stdout.strip(),
+    )
+    args.results.write_text(json.dumps(results, indent=2) + "\n")
+    update_backups_doc(results)
+    print(backups_table(results["backups"]))
+    print(
+        f"\nwrote the backups entry of {args.results} and its table in {DOCS / 'benchmarks.md'} "
+        f"({(time.perf_counter() - started) / 60:.1f} min)"
     )
     return 0

@@ -115,6 +115,38 @@ def table(results: dict) -> tuple[list[list[str]], list[dict]]:
     return rows, goals
 
 
+def backups_table(figures: dict) -> str:
+    """Backup and restore of the live stack, as markdown (no baseline: it has no backups)."""
+    rows = [
+        ("database (MB, pg_database_size)", f"{figures['database_mb']:.0f} ({figures['rows']:,} generated rows)"),
+        ("dump (MB, pg_dump -Fc)", f"{figures['dump_mb']:.1f}"),
+        ("`make backup` (s)", f"{figures['backup_s']:.1f}"),
+        ("`make restore NAME=latest CONFIRM=yes` (s)", f"{figures['restore_s']:.1f}"),
+    ]
+    return "\n".join(["| figure | value |", "| --- | --- |", *(f"| {name} | {value} |" for name, value in rows)])
+
+
+def update_backups_doc(results: dict) -> None:
+    doc = DOCS / "benchmarks.md"
+    figures = results.get("backups")
+    if not doc.exists() or not figures:
+        return
+    m = figures.get("machine") or results.get("machine") or {}
+    block = (
+        f"<!-- bench:backups:start (written by bench/run.py) -->\n"
+        f"Run of {figures.get('date') or results.get('date')}: {m.get('cpus', '?')} cores, {m.get('engine', '?')} "
+        f"{m.get('engine_version', '')}, stand-in base images; the default answers' live stack, off-site copies off. "
+        f"{figures['what']}.\n\n{backups_table(figures)}\n"
+        f"<!-- bench:backups:end -->"
+    )
+    text = doc.read_text()
+    if "<!-- bench:backups:start" in text:
+        text = re.sub(r"<!-- bench:backups:start.*?<!-- bench:backups:end -->", lambda _: block, text, flags=re.S)
+    else:
+        text = text.replace("<!-- bench:table:end -->", "<!-- bench:table:end -->\n\n" + block, 1)
+    doc.write_text(text)
+
+
 def markdown(rows: list[list[str]]) -> str:
     head = ["figure", "ours", "baseline", "ours ÷ baseline", "goal / note"]
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(["---"] * len(head)) + " |"]

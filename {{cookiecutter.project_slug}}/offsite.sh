@@ -1,0 +1,190 @@
+#!/bin/sh
+# Off-site copies of the backups, run by compose.prod.yaml's offsite service (the Dockerfile's offsite
+# target: the AWS CLI) as the owner of /backups. Settings and keys come from .envs/offsite.env; with
+# S3_BUCKET unset, off-site copies are off. Nothing is ever deleted off-site: a host that lost its backups
+# must not empty the bucket too. Old copies expire by the bucket's lifecycle rules (README).
+#
+#   offsite.sh loop        copy each new backup soon after backup.sh took it
+#   offsite.sh push        copy the backups taken since the last copy, now; exits non-zero when it fails
+#   offsite.sh list        the off-site backups, newest first
+#   offsite.sh fetch NAME [offsite]  print the backup name for backup.sh, first copying the backup NAME
+#                          (db-<time>.dump, <time> or latest) from off-site into /backups when it is not
+#                          here, or always with "offsite"
+#   offsite.sh health      the healthcheck: did the last copy succeed?
+set -eu
+umask 077
+
+DIR=${BACKUP_DIR:-/backups}
+# "ok <time of the newest backup copied>" or "failed <the same> <why>". backup.sh's healthcheck reads it.
+STATUS=$DIR/.offsite-status
+SETTINGS=.envs/offsite.env
+# The AWS CLI's own variables; an empty line in the env file means unset.
+for name in S3_BUCKET S3_PREFIX AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_DEFAULT_REGION \
+  AWS_REGION AWS_ENDPOINT_URL; do
+  eval "[ -n \"\${$name:-}\" ] || unset $name"
+done
+# Give up on an unreachable endpoint after seconds, not minutes.
+export AWS_RETRY_MODE="${AWS_RETRY_MODE:-standard}" AWS_MAX_ATTEMPTS="${AWS_MAX_ATTEMPTS:-3}"
+TARGET="s3://${S3_BUCKET:-}/${S3_PREFIX:+${S3_PREFIX%/}/}"
+
+log() { printf '%s offsite: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
+die() {
+  log "$*" >&2
+  exit 1
+}
+status() { (umask 022 && echo "$*" >"$STATUS"); }
+# Nothing before the first copy (no status file yet).
+copied() { sed -n 's/^\(ok\|failed\) \([0-9TZ]*\).*/\2/p' "$STATUS" 2>/dev/null || true; }
+
+# The same alert line as a failed backup ("backup: FAILED"); the backup service turns unhealthy.
+fail() {
+  printf '%s backup: FAILED: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2
+  status "failed $(copied) $*"
+}
+
+# 0 when off-site copies are configured, 1 when they are off, 2 (and the failure logged) when the settings
+# make no sense: S3 settings without a bucket.
+configured() {
+  if [ -n "${S3_BUCKET:-}" ]; then return 0; fi
+  for setting in AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL S3_PREFIX AWS_DEFAULT_REGION AWS_REGION; do
+    if eval "[ -n \"\${$setting:-}\" ]"; then
+      fail "off-site copies: $setting is set in $SETTINGS but S3_BUCKET is not: set S3_BUCKET to the bucket's name (or empty the other S3 settings to turn off-site copies off). The local backups are kept"
+      return 2
+    fi
+  done
+  return 1
+}
+
+# What to do about the AWS CLI's error (its output in $1).
+advice() {
+  case $1 in
+    *InvalidAccessKeyId* | *SignatureDoesNotMatch* | *"locate credentials"* | *AccessDenied* | *Forbidden* | *"(403)"*)
+      echo "the storage refused the keys: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in $SETTINGS (and that they may read and write $S3_BUCKET)" ;;
+    *NoSuchBucket*)
+      echo "there is no bucket $S3_BUCKET there: create it, or correct S3_BUCKET in $SETTINGS" ;;
+    *"connect"* | *"Connect"* | *"resolve"* | *"Name or service"* | *"timed out"* | *"Invalid endpoint"*)
+      echo "could not reach ${AWS_ENDPOINT_URL:-AWS S3}: check AWS_ENDPOINT_URL and AWS_DEFAULT_REGION in $SETTINGS, and that this host can reach it" ;;
+    *) echo "see the AWS CLI's error above, and the settings in $SETTINGS" ;;
+  esac
+}
+
+# aws ARGS...: the AWS CLI, its errors kept for advice(); stdout passes through (fetching writes files).
+aws_() {
+  if aws --cli-connect-timeout 10 "$@" 2>/tmp/aws.err; then return 0; fi
+  cat /tmp/aws.err >&2
+  return 1
+}
+
+stamps() {
+  find "$DIR" -maxdepth 1 -name 'db-*.dump' | sed -n 's|.*/db-\([0-9]\{8\}T[0-9]\{6\}Z\)\.dump$|\1|p' | sort -r
+}
+
+# Each backup taken since the last one copied (the newest alone the first time), oldest first; media
+# first, so an off-site db-<time>.dump always has its media archive beside it, as here.
+push() {
+  configured || {
+    [ $? -eq 1 ] || return 1
+    log "off-site copies are off (no S3_BUCKET in $SETTINGS): nothing to copy"
+    rm -f "$STATUS"
+    return 0
+  }
+  last=$(copied)
+  todo=$(stamps | awk -v last="$last" 'last == "" ? NR == 1 : $0 > last' | sort)
+  [ -n "$todo" ] || { log "nothing new to copy to $TARGET"; return 0; }
+  for stamp in $todo; do
+    for file in "media-$stamp.tar.gz" "db-$stamp.dump"; do
+      if ! aws_ s3 cp --only-show-errors "$DIR/$file" "$TARGET$file"; then
+        fail "off-site copy of $file to $TARGET: $(advice "$(cat /tmp/aws.err)"). The local backup is kept in $DIR"
+        return 1
+      fi
+    done
+    status "ok $stamp"
+    log "copied db-$stamp.dump and media-$stamp.tar.gz to $TARGET"
+  done
+}
+
+loop() {
+  configured || {
+    # Off: nothing to report. Bad settings: unhealthy (the status says failed) until they are corrected.
+    [ $? -eq 2 ] || { rm -f "$STATUS"; log "off-site copies are off: set S3_BUCKET and the keys in $SETTINGS to turn them on"; }
+    exec sleep infinity
+  }
+  log "copying each new backup in $DIR to $TARGET"
+  while :; do
+    newest=$(stamps | head -n 1)
+    if [ -n "$newest" ] && [ "$newest" != "$(copied)" ]; then
+      # After a failure, try again in five minutes.
+      push || sleep "${OFFSITE_RETRY:-300}"
+    fi
+    sleep 10
+  done
+}
+
+# The off-site backups, newest first: "db-<time>.dump<TAB><size> bytes". `aws s3 ls` exits 1 with no
+# error when nothing is there yet.
+remote() {
+  listing=$(aws_ s3 ls "$TARGET") || [ ! -s /tmp/aws.err ] || return 1
+  printf '%s\n' "$listing" | awk '$4 ~ /^db-[0-9]{8}T[0-9]{6}Z\.dump$/ { printf "%s\t%s bytes\n", $4, $3 }' | sort -r
+}
+
+list() {
+  configured || {
+    [ $? -eq 1 ] || exit 1
+    echo "off-site: off (set S3_BUCKET in $SETTINGS to copy each backup off the host)"
+    return 0
+  }
+  echo "off-site, $TARGET:"
+  remote || die "listing $TARGET failed: $(advice "$(cat /tmp/aws.err)")"
+}
+
+# Into a temporary name first: a failed download leaves nothing that looks like a backup.
+fetch() {
+  name=${1:-latest} from=${2:-}
+  case $name in
+    latest) stamp=$(stamps | head -n 1) ;;
+    db-*.dump) stamp=${name#db-} stamp=${stamp%.dump} ;;
+    media-*.tar.gz) stamp=${name#media-} stamp=${stamp%.tar.gz} ;;
+    *) stamp=$name ;;
+  esac
+  if [ "$from" != offsite ] && [ -n "$stamp" ] && [ -f "$DIR/db-$stamp.dump" ]; then
+    echo "$name"
+    return 0
+  fi
+  case $from in '' | offsite) ;; *) die "FROM=$from: the only other place is FROM=offsite. Nothing was changed" ;; esac
+  configured || {
+    [ $? -eq 1 ] || die "Nothing was changed"
+    [ "$from" != offsite ] || die "FROM=offsite, but off-site copies are off (no S3_BUCKET in $SETTINGS). Nothing was changed"
+    echo "$name" # backup.sh says what is missing
+    return 0
+  }
+  if [ "$name" = latest ]; then
+    stamp=$(remote) || die "listing $TARGET failed: $(advice "$(cat /tmp/aws.err)"). Nothing was changed"
+    stamp=$(printf '%s\n' "$stamp" | sed -n '1s/^db-\([0-9TZ]*\)\.dump.*/\1/p')
+    [ -n "$stamp" ] || die "no backup here nor in $TARGET yet. Nothing was changed"
+  fi
+  log "fetching db-$stamp.dump and media-$stamp.tar.gz from $TARGET into $DIR" >&2
+  for file in "media-$stamp.tar.gz" "db-$stamp.dump"; do
+    if ! aws_ s3 cp --only-show-errors "$TARGET$file" "$DIR/.$file.part"; then
+      rm -f "$DIR/.$file.part"
+      case $(cat /tmp/aws.err) in
+        *"(404)"* | *NoSuchKey* | *"Not Found"*) die "no $file in $TARGET (make backups lists them). Nothing was changed" ;;
+      esac
+      die "fetching $file from $TARGET failed: $(advice "$(cat /tmp/aws.err)"). Nothing was changed"
+    fi
+  done
+  mv "$DIR/.media-$stamp.tar.gz.part" "$DIR/media-$stamp.tar.gz"
+  mv "$DIR/.db-$stamp.dump.part" "$DIR/db-$stamp.dump"
+  echo "$stamp"
+}
+
+case "${1:-}" in
+  loop) loop ;;
+  push) push ;;
+  list) list ;;
+  fetch) fetch "${2:-}" "${3:-}" ;;
+  health) ! grep -q '^failed' "$STATUS" 2>/dev/null ;;
+  *)
+    echo "usage: offsite.sh loop|push|list|fetch NAME [offsite]|health" >&2
+    exit 2
+    ;;
+esac
