@@ -28,49 +28,8 @@ from conftest import bake, clean_env, require, run
 pytestmark = pytest.mark.e2e
 PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble"
 EDGE = ("compose.prod.yaml", "compose.pebble.yaml")
-# Pebble validates HTTP-01 on port 80 of the domain, which it resolves through the network's DNS: to the edge.
-# Its TLS-ALPN-01 port is one nothing listens on, so the edge's port 80 must answer the challenge (Caddy falls
-# back to HTTP-01 when TLS-ALPN-01 fails). No random nonce rejection, no sleep.
-PEBBLE = f"""services:
-  pebble:
-    image: {PEBBLE_IMAGE}
-    command: ["-config", "/etc/pebble.json"]
-    environment:
-      PEBBLE_VA_NOSLEEP: "1"
-      PEBBLE_WFE_NONCEREJECT: "0"
-    configs:
-      - source: pebble-config
-        target: /etc/pebble.json
-    ports:
-      - "127.0.0.1:${{PEBBLE_PORT}}:15000"  # the management API: the root that signs the certificates
-
-  edge:
-    environment:
-      ACME_CA: https://pebble:14000/dir
-      # Caddy (Go) trusts this file alone: pebble's API certificate, nothing else.
-      SSL_CERT_FILE: /etc/pebble-api-root.pem
-    configs:
-      - source: pebble-api-root
-        target: /etc/pebble-api-root.pem
-    ports: !override
-      - "127.0.0.1:${{HTTP_PORT}}:80"
-      - "127.0.0.1:${{HTTPS_PORT}}:443"
-    depends_on:
-      pebble:
-        condition: service_started
-    networks:
-      default:
-        aliases: ["{DOMAIN}"]
-
-configs:
-  pebble-config:
-    content: |
-      {{"pebble": {{"listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
-        "certificate": "test/certs/localhost/cert.pem", "privateKey": "test/certs/localhost/key.pem",
-        "httpPort": 80, "tlsPort": 5001, "ocspResponderURL": "", "externalAccountBindingRequired": false}}}}
-  pebble-api-root:
-    file: ./pebble-api-root.pem
-"""
+# The test-only override that adds pebble (read its comments); it is copied into the project.
+PEBBLE = (Path(__file__).parent / "compose.pebble.yaml").read_text()
 
 
 class EdgeProject(Project):
@@ -90,6 +49,7 @@ class EdgeProject(Project):
             LIVE_PORT=str(self.live_port),
             TAG="e2e",
             TRUSTED_PROXIES=self.trusted_proxies,
+            EDGE_DOMAIN=DOMAIN,
         )
 
     def edge(self, *args: str, **kwargs):
