@@ -3,58 +3,36 @@ under a bounded load on loopback. The project bakes the defaults (Celery and Val
 its images are built twice, as v1 and as v2 (a page text differs), and once more as a v3 that never becomes
 healthy. Its own project names ("E2E Release ..."). Needs a Docker engine (skipped without one, except under CI).
 
-nginx publishes its port itself in compose.prod.yaml, and two containers cannot bind one host port: a release
-replaces it in place, which drops connections for a moment. The HTTPS edge of issue 12 publishes the ports
-instead, and then nginx is rolled like the app. Until that edge is merged, EDGE_STANDIN stands in for it (Caddy
-over plain HTTP, retrying a failed dial), so that nginx is rolled; the load goes through it. Once the real edge
-is there, point Load at it: Load(f"https://{DOMAIN}:{port}", verify=<its CA>, ...) and drop the stand-in.
-test_5 runs compose.prod.yaml alone, the load straight on nginx's LIVE_PORT, and measures what the in-place
-replacement of nginx costs."""
+The load goes through the HTTPS edge, whose certificate pebble issues (tests/compose.pebble.yaml, as in
+tests/test_edge.py), trusting only pebble's root: nginx publishes no port there, so it is rolled like the app.
+test_5 runs behind-proxy (compose.behind-proxy.yaml: nginx publishes LIVE_PORT itself), the load straight on
+nginx, and measures what the in-place replacement of nginx costs."""
 
 from __future__ import annotations
 
 import collections
 import os
 import re
+import shutil
+import ssl
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import httpx
 import pytest
-import requests
-from test_e2e import DOMAIN, TIMEOUT, Project, engine_reachable, free_port
+from test_e2e import DOMAIN, TIMEOUT, Project, engine_reachable, free_port, poll
 
 from conftest import bake, clean_env, require, run
 
 pytestmark = pytest.mark.e2e
-COMPOSE_FILE = "compose.prod.yaml:compose.edge-standin.yaml"
-EDGE_STANDIN = """\
-services:
-  nginx:
-    ports: !reset []
-  edge:
-    image: caddy:2
-    restart: unless-stopped
-    ports: ["127.0.0.1:${LIVE_PORT}:8080"]
-    configs:
-      - source: caddyfile
-        target: /etc/caddy/Caddyfile
-    depends_on: [nginx]
-configs:
-  caddyfile:
-    content: |
-      {
-        auto_https off
-        admin off
-      }
-      :8080 {
-        reverse_proxy nginx:8080 {
-          header_up X-Forwarded-Proto https
-          lb_try_duration 10s
-        }
-      }
-"""
+PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble"
+COMPOSE_FILE = "compose.prod.yaml:compose.pebble.yaml"
+BEHIND_PROXY = "compose.prod.yaml:compose.behind-proxy.yaml"
+# The requests of test_5 arrive at nginx from Docker's gateway: a private address nginx must believe.
+TRUSTED_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
 # v2 differs from v1 in a page's text (and in its tag, which APP_VERSION reports).
 V1_TEXT, V2_TEXT = "It works: Django is serving this page", "Version two: Django is serving this page"
 
@@ -82,7 +60,8 @@ class Load:
     base: str
     paths: list[str]
     headers: dict[str, str] = field(default_factory=dict)
-    verify: bool | str = True
+    verify: bool | ssl.SSLContext = True
+    sni: str | None = None  # the TLS server name, when the base URL names an address
     threads: int = 6
     samples: list[Sample] = field(default_factory=list)
 
@@ -91,17 +70,17 @@ class Load:
         self.workers = [threading.Thread(target=self.loop, daemon=True) for _ in range(self.threads)]
 
     def loop(self) -> None:
-        session = requests.Session()
-        session.headers.update(self.headers)
+        extensions = {"sni_hostname": self.sni} if self.sni else {}
+        session = httpx.Client(headers=self.headers, verify=self.verify, timeout=30)
         while not self.stopping.is_set():
             for path in self.paths:
                 started = time.monotonic()
                 try:
-                    answer = session.get(self.base + path, timeout=30, allow_redirects=False, verify=self.verify)
+                    answer = session.get(self.base + path, extensions=extensions)
                     sample = Sample(started, time.monotonic() - started, path, answer.status_code)
                     sample.version = answer.headers.get("X-App-Version")
                     sample.text = answer.text if path == "/" else ""
-                except requests.RequestException as exc:
+                except httpx.HTTPError as exc:
                     sample = Sample(started, time.monotonic() - started, path, None, error=repr(exc)[:300])
                 self.samples.append(sample)
 
@@ -127,12 +106,21 @@ class Load:
 
 
 class ReleaseProject(Project):
-    """The baked project with the stand-in edge, and its make targets run as a user types them."""
+    """The baked project with its edge and pebble, and its make targets run as a user types them."""
 
     compose_file = COMPOSE_FILE
 
     def env(self, file):
-        return clean_env(LIVE_PORT=str(self.live_port), COMPOSE_FILE=self.compose_file, RELEASE_TIMEOUT="90")
+        ports = {"HTTP_PORT": self.http_port, "HTTPS_PORT": self.https_port, "PEBBLE_PORT": self.pebble_port}
+        return clean_env(
+            **{name: str(port) for name, port in ports.items()},
+            LIVE_PORT=str(self.live_port),
+            EDGE_DOMAIN=DOMAIN,
+            TRUSTED_PROXIES=TRUSTED_PROXIES,
+            COMPOSE_FILE=self.compose_file,
+            LIVE_FILES=self.compose_file,  # the Makefile's files for release.sh
+            RELEASE_TIMEOUT="90",
+        )
 
     def command(self, file, *args: str) -> list[str]:
         return ["docker", "compose", *args]  # COMPOSE_FILE names the files
@@ -158,7 +146,7 @@ class ReleaseProject(Project):
         return {line.split()[0] for line in answer.splitlines() if line.strip()}
 
     def tags(self) -> list[str]:
-        return [f"{self.slug}-{kind}:{tag}" for kind in ("app", "static") for tag in ("v1", "v2", "v3")]
+        return [f"{self.slug}-{kind}:{tag}" for kind in ("app", "static", "offsite") for tag in ("v1", "v2", "v3")]
 
     def remove(self) -> None:
         self.live("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
@@ -171,8 +159,10 @@ def released(cookies_session):
     require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
     suffix = f" {os.environ['E2E_NAME_SUFFIX']}" if os.environ.get("E2E_NAME_SUFFIX") else ""
     project = ReleaseProject(bake(cookies_session, project_name=f"E2E Release{suffix}", domain_name=DOMAIN))
-    (project.path / "compose.edge-standin.yaml").write_text(EDGE_STANDIN)
-    project.live_port = free_port()
+    shutil.copy(Path(__file__).parent / "compose.pebble.yaml", project.path)
+    api_root = run(["docker", "run", "--rm", "--entrypoint", "cat", PEBBLE_IMAGE, "/test/certs/pebble.minica.pem"])
+    (project.path / "pebble-api-root.pem").write_text(api_root.stdout)
+    project.live_port, project.http_port, project.https_port, project.pebble_port = (free_port() for _ in range(4))
     project.remove()
     try:
         project.make("build-live", "TAG=v1", timeout=1800)
@@ -185,24 +175,53 @@ def released(cookies_session):
             ["docker", "build", "-t", f"{project.slug}-app:v3", "-"], input=broken, capture_output=True, text=True
         )
         assert built.returncode == 0, built.stderr[-3000:]
-        run(["docker", "tag", f"{project.slug}-static:v1", f"{project.slug}-static:v3"])
+        for kind in ("static", "offsite"):
+            run(["docker", "tag", f"{project.slug}-{kind}:v1", f"{project.slug}-{kind}:v3"])
         first = project.make("release", "TAG=v1", timeout=TIMEOUT + 300)
         assert "all traffic on v1" in first.output or "v1 released" in first.output, first.output[-3000:]
+        project.trust = issuing_root(project)
         yield project
     finally:
         print(project.logs("", "app", "nginx", "edge")[-6000:])
         project.remove()
 
 
+def issuing_root(project: ReleaseProject) -> ssl.SSLContext:
+    """Trust in the root pebble issues the edge's certificate under, and nothing else."""
+    api = ssl.create_default_context(cafile=str(project.path / "pebble-api-root.pem"))
+    root = httpx.get(f"https://127.0.0.1:{project.pebble_port}/roots/0", verify=api, timeout=30)
+    assert root.status_code == 200 and "BEGIN CERTIFICATE" in root.text
+    context = ssl.create_default_context()
+    context.load_verify_locations(cadata=root.text)
+    return context
+
+
 def load(project: ReleaseProject) -> Load:
-    """Six threads on a page and on the page's stylesheet (a static file of both versions), on LIVE_PORT: the
-    edge, or nginx without one (as a TLS proxy in front of it would: the public host, and HTTPS)."""
-    base = f"http://127.0.0.1:{project.live_port}"
-    headers = {"Host": DOMAIN, "X-Forwarded-Proto": "https"}
-    page = requests.get(base + "/", headers=headers, timeout=30)
-    assert page.status_code == 200, page.text[:500]
+    """Six threads on a page and on the page's stylesheet (a static file of both versions): through the HTTPS
+    edge (its loopback port, the domain as the TLS server name, pebble's root alone trusted), or, behind-proxy,
+    on nginx's LIVE_PORT (as a TLS proxy in front of it would: the public host, and HTTPS)."""
+    if project.compose_file == COMPOSE_FILE:
+        base, headers, verify, sni = f"https://127.0.0.1:{project.https_port}", {"Host": DOMAIN}, project.trust, DOMAIN
+    else:
+        base, headers, verify, sni = (
+            f"http://127.0.0.1:{project.live_port}",
+            {"Host": DOMAIN, "X-Forwarded-Proto": "https"},
+            True,
+            None,
+        )
+    extensions = {"sni_hostname": sni} if sni else {}
+
+    def home():
+        try:
+            with httpx.Client(headers=headers, verify=verify, timeout=30) as client:
+                page = client.get(base + "/", extensions=extensions)
+        except httpx.HTTPError:  # the edge still waits for its certificate
+            return None
+        return page if page.status_code == 200 else None
+
+    page = poll(home, 180, 2, "the home page")
     stylesheet = re.search(r'href="(/static/[^"]+\.css)"', page.text).group(1)
-    return Load(base, ["/", stylesheet], headers=headers, verify=True)
+    return Load(base, ["/", stylesheet], headers=headers, verify=verify, sni=sni)
 
 
 def release_under_load(project: ReleaseProject, *make_args: str, check: bool = True):
@@ -309,7 +328,7 @@ class TestRelease:
         while nginx is replaced (the README's limit, which the HTTPS edge removes)."""
         project = released
         project.live("down", "--remove-orphans", "--timeout", "5")
-        project.compose_file = "compose.prod.yaml"
+        project.compose_file = BEHIND_PROXY
         deployed = project.make("release", "TAG=v1", timeout=TIMEOUT + 300)  # nothing runs: a plain deploy
         assert "v1 released" in deployed.output and "all traffic" not in deployed.output, deployed.output[-3000:]
         traffic, _, output, _, returned, lines, _ = release_under_load(project, "release", "TAG=v2")
