@@ -44,13 +44,19 @@ def backup_restore(ctx: Run) -> None:
         STATIC_IMAGE=IMAGES["static"].split(":")[0],
         OFFSITE_IMAGE=IMAGES["offsite"].split(":")[0],
         TAG=TAG,
-        LIVE_PORT=f"127.0.0.1:{free_port()}",
+        # nginx alone on a loopback port (the behind-proxy mode): no edge asking a CA for a certificate.
+        BEHIND_PROXY="1",
+        LIVE_PORT=str(free_port()),
         BACKUP_PATH=str(ctx.work / "backups"),
     )
 
     def compose(*args: str, check: bool = True, timeout: float = STACK_TIMEOUT):
         return run(
-            ["docker", "compose", "-f", "compose.prod.yaml", *args], cwd=project, env=env, check=check, timeout=timeout
+            ["docker", "compose", "-f", "compose.prod.yaml", "-f", "compose.behind-proxy.yaml", *args],
+            cwd=project,
+            env=env,
+            check=check,
+            timeout=timeout,
         )
 
     def make(*args: str) -> tuple[float, str]:

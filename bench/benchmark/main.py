@@ -13,9 +13,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import backups, builds, engine, live, project, sizes
+from . import backups, builds, edge, engine, live, project, sizes
 from .common import BENCH, DOCS, ROOT, log, run
-from .report import backups_table, chart, markdown, plain, table, update_backups_doc, update_docs
+from .report import (
+    backups_table,
+    chart,
+    edge_table,
+    markdown,
+    plain,
+    table,
+    update_backups_doc,
+    update_docs,
+    update_edge_doc,
+)
 from .state import Run
 
 
@@ -44,13 +54,14 @@ def main(description: str) -> int:
     parser.add_argument("--keep-log", type=Path, help="copy the build and load log here before clean-up")
     parser.add_argument(
         "--only",
-        choices=["backups"],
-        help="run one part alone: backups (fill the live database, time make backup and make restore); "
-        "its figures replace that part of the results and docs/benchmarks.md only",
+        choices=["backups", "edge"],
+        help="run one part alone: backups (fill the live database, time make backup and make restore), or edge "
+        "(HTTPS through the edge beside nginx alone, and a release); its figures replace that part of the "
+        "results and docs/benchmarks.md only",
     )
     args = parser.parse_args()
-    if args.only == "backups":
-        return only_backups(args)
+    if args.only:
+        return only_part(args, args.only)
 
     missing = [tool for tool in ("docker", "wrk") if not shutil.which(tool)]
     if "wrk" in missing:
@@ -86,6 +97,7 @@ def main(description: str) -> int:
                 sizes.sizes(ctx)
                 live.live_stacks(ctx)
                 backups.backup_restore(ctx)
+                edge.edge_stack(ctx)
                 builds.rebuilds(ctx)
                 ctx.results["machine"] = engine.machine(ctx)
                 ctx.results["load_average"]["end"] = os.getloadavg()[0]
@@ -126,8 +138,10 @@ def main(description: str) -> int:
     chart(results, DOCS / "benchmarks.png")
     update_docs(results, markdown(rows))
     update_backups_doc(results)
+    update_edge_doc(results)
     print(plain(rows))
     print("\nbackup and restore:\n" + backups_table(results["backups"]))
+    print("\nthe HTTPS edge and a release:\n" + edge_table(results["edge"]))
     print(
         f"\nwrote {args.results}, {DOCS / 'benchmarks.png'} and the table in {DOCS / 'benchmarks.md'} "
         f"({results['run_seconds'] / 60:.1f} min)"
@@ -135,9 +149,18 @@ def main(description: str) -> int:
     return 0
 
 
-def only_backups(args: argparse.Namespace) -> int:
-    """The backup and restore figures alone: bake, build the live images, fill, back up, restore. Their entry
-    in the results file and their table in docs/benchmarks.md are replaced; nothing else is."""
+PARTS = {
+    # name: (the step that measures it, its table, the update of docs/benchmarks.md)
+    "backups": (backups.backup_restore, backups_table, update_backups_doc),
+    "edge": (edge.edge_stack, edge_table, update_edge_doc),
+}
+
+
+def only_part(args: argparse.Namespace, part: str) -> int:
+    """One part's figures alone (backups: fill, back up, restore; edge: HTTPS beside nginx alone, a release),
+    after baking and building the live images. Their entry in the results file and their table in
+    docs/benchmarks.md are replaced; nothing else is."""
+    step, part_table, update_doc = PARTS[part]
     if not shutil.which("docker"):
         print("bench: docker is missing: a Docker CLI with Compose v2 is needed", file=sys.stderr)
         return 2
@@ -153,8 +176,8 @@ def only_backups(args: argparse.Namespace) -> int:
             try:
                 engine.prepare_engine(ctx)
                 cleanup.add("images", engine.remove_created_images)
-                build = builds.build_ours(ctx, "for the backups")
-                backups.backup_restore(ctx)
+                build = builds.build_ours(ctx, f"for the {part}")
+                step(ctx)
                 ctx.results["figures"]["build_cold_s"] = {"ours_detail": build}  # the builder, for machine()
                 ctx.results["machine"] = engine.machine(ctx)
             except BaseException:
@@ -169,17 +192,17 @@ def only_backups(args: argparse.Namespace) -> int:
     finally:
         cleanup.run()
     results = json.loads(args.results.read_text()) if args.results.exists() else {"figures": {}}
-    results["backups"] = dict(
-        ctx.results["backups"],
+    results[part] = dict(
+        ctx.results[part],
         date=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         machine=ctx.results["machine"],
         commit=run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=False).stdout.strip(),
     )
     args.results.write_text(json.dumps(results, indent=2) + "\n")
-    update_backups_doc(results)
-    print(backups_table(results["backups"]))
+    update_doc(results)
+    print(part_table(results[part]))
     print(
-        f"\nwrote the backups entry of {args.results} and its table in {DOCS / 'benchmarks.md'} "
+        f"\nwrote the {part} entry of {args.results} and its table in {DOCS / 'benchmarks.md'} "
         f"({(time.perf_counter() - started) / 60:.1f} min)"
     )
     return 0

@@ -147,6 +147,55 @@ def update_backups_doc(results: dict) -> None:
     doc.write_text(text)
 
 
+def edge_table(figures: dict) -> str:
+    """The HTTPS edge beside nginx alone (both loaded from inside the stack's network), and a release."""
+
+    def pair(name: str, key: str, digits: int) -> str:
+        edge, alone = figures[f"{name}_edge"][key], figures[f"{name}_nginx"][key]
+        return f"{fmt(edge, digits)} | {fmt(alone, digits)} | {ratio(edge, alone)}"
+
+    release = figures["release"]
+    rows = [
+        ("static file, throughput (req/s)", pair("static", "requests_per_s", 0)),
+        ("static file, p99 latency (ms)", pair("static", "p99_ms", 2)),
+        ("home page, throughput (req/s)", pair("home", "requests_per_s", 0)),
+        ("home page, p99 latency (ms)", pair("home", "p99_ms", 2)),
+        ("`make release`: the command (s)", f"{release['command_s']:.1f} | - | -"),
+        ("`make release`: first answer from the new tag (s)", f"{release['first_new_version_s']:.1f} | - | -"),
+        (
+            "`make release`: all traffic on the new tag (s)",
+            f"{release['all_traffic_new_s']:.1f} | - | - ({release['probe_requests']} probes, "
+            f"{release['probe_failed']} failed)",
+        ),
+    ]
+    head = "| figure | through the edge (HTTPS) | nginx alone (HTTP) | edge ÷ nginx |"
+    return "\n".join([head, "| --- | --- | --- | --- |", *(f"| {name} | {value} |" for name, value in rows)])
+
+
+def update_edge_doc(results: dict) -> None:
+    doc = DOCS / "benchmarks.md"
+    figures = results.get("edge")
+    if not doc.exists() or not figures:
+        return
+    m = figures.get("machine") or results.get("machine") or {}
+    block = (
+        f"<!-- bench:edge:start (written by bench/run.py) -->\n"
+        f"Run of {figures.get('date') or results.get('date')}: {m.get('cpus', '?')} cores, {m.get('engine', '?')} "
+        f"{m.get('engine_version', '')}, stand-in base images; the default answers' live stack with its Caddy edge, "
+        f"the certificate from pebble (Let's Encrypt's test CA). wrk runs in a container on the stack's network "
+        f"(HTTP/1.1; the edge over TLS, nginx alone over plain HTTP), rounds alternating. The release: "
+        f"`make release` to a second tag while a probe asks the edge for `X-App-Version` every 50 ms.\n\n"
+        f"{edge_table(figures)}\n"
+        f"<!-- bench:edge:end -->"
+    )
+    text = doc.read_text()
+    if "<!-- bench:edge:start" in text:
+        text = re.sub(r"<!-- bench:edge:start.*?<!-- bench:edge:end -->", lambda _: block, text, flags=re.S)
+    else:
+        text = text.replace("<!-- bench:backups:end -->", "<!-- bench:backups:end -->\n\n" + block, 1)
+    doc.write_text(text)
+
+
 def markdown(rows: list[list[str]]) -> str:
     head = ["figure", "ours", "baseline", "ours ÷ baseline", "goal / note"]
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(["---"] * len(head)) + " |"]
