@@ -181,7 +181,7 @@ def test_manifests_render_validate_and_pass_checkov(cookies, services, tmp_path)
     compose = (project / "compose.prod.yaml").read_text().replace("$$", "$")
     assert "NOSUPERUSER" in init
     assert all(line.strip() in compose for line in init.splitlines() if not line.startswith("#")), "not as compose's"
-    secrets = [value for each in files.values() for key, value in each.items() if "PASSWORD" in key or "KEY" in key]
+    secrets = [v for each in files.values() for key, v in each.items() if v and ("PASSWORD" in key or "KEY" in key)]
     for path in k8s.rglob("*"):
         if path.is_file():
             assert not [secret for secret in secrets if secret in path.read_text()], path
