@@ -193,6 +193,7 @@ class Project:
             "staticbuilder": f"{self.slug}-staticbuilder:e2e",
             "applayer": f"{self.slug}-app:e2e",
             "staticlayer": f"{self.slug}-static:e2e",
+            "offsite": f"{self.slug}-offsite:e2e",  # built by make build-live too
         }
 
     def env(self, file: str | tuple[str, ...]) -> dict[str, str]:
@@ -1175,9 +1176,11 @@ class TestStackOnTheDefaults(StackChecks):
         (tmp_path / "app" / "Dockerfile").write_text(
             f"FROM {app_image}\nCOPY e2e_settings.py e2e_urls.py /app/\nENV DJANGO_SETTINGS_MODULE=e2e_settings\n"
         )
-        tagged = [app_image.replace(":e2e", f":{tag}"), static_image.replace(":e2e", f":{tag}")]
+        offsite_image = project.images["offsite"]  # the live stack's third image, unchanged
+        tagged = [image.replace(":e2e", f":{tag}") for image in (app_image, static_image, offsite_image)]
         run(["docker", "build", "-t", tagged[0], str(tmp_path / "app")], timeout=600)
         run(["docker", "tag", static_image, tagged[1]])
+        run(["docker", "tag", offsite_image, tagged[2]])
         network = next(
             iter(project.inspect(project.container("compose.prod.yaml", "app"))["NetworkSettings"]["Networks"])
         )
