@@ -1191,8 +1191,9 @@ class TestStackOnTheDefaults(StackChecks):
         )
 
         def up_at_tag() -> None:
-            command = project.command("compose.prod.yaml", "up", "-d", "--wait", "--wait-timeout", str(TIMEOUT))
-            run(command, cwd=project.path, env={**project.env("compose.prod.yaml"), "TAG": tag}, timeout=TIMEOUT + 60)
+            # The live stack as the other tests run it (LIVE: behind-proxy, nginx on LIVE_PORT), at the test's tag.
+            command = project.command(LIVE, "up", "-d", "--wait", "--wait-timeout", str(TIMEOUT))
+            run(command, cwd=project.path, env={**project.env(LIVE), "TAG": tag}, timeout=TIMEOUT + 60)
 
         def envelopes() -> list[dict]:
             lines = run(["docker", "logs", receiver]).stdout.splitlines()
