@@ -126,25 +126,32 @@ def backups_table(figures: dict) -> str:
     return "\n".join(["| figure | value |", "| --- | --- |", *(f"| {name} | {value} |" for name, value in rows)])
 
 
-def update_backups_doc(results: dict) -> None:
+def update_part_doc(results: dict, part: str, what: str, part_table: str, after: str) -> None:
+    """Writes (or rewrites) a part's marked block in docs/benchmarks.md: when and where it ran, what it measured,
+    its table. A new block goes after the marker `after`."""
     doc = DOCS / "benchmarks.md"
-    figures = results.get("backups")
+    figures = results.get(part)
     if not doc.exists() or not figures:
         return
     m = figures.get("machine") or results.get("machine") or {}
     block = (
-        f"<!-- bench:backups:start (written by bench/run.py) -->\n"
+        f"<!-- bench:{part}:start (written by bench/run.py) -->\n"
         f"Run of {figures.get('date') or results.get('date')}: {m.get('cpus', '?')} cores, {m.get('engine', '?')} "
-        f"{m.get('engine_version', '')}, stand-in base images; the default answers' live stack, off-site copies off. "
-        f"{figures['what']}.\n\n{backups_table(figures)}\n"
-        f"<!-- bench:backups:end -->"
+        f"{m.get('engine_version', '')}, stand-in base images; {what}\n\n{part_table}\n"
+        f"<!-- bench:{part}:end -->"
     )
     text = doc.read_text()
-    if "<!-- bench:backups:start" in text:
-        text = re.sub(r"<!-- bench:backups:start.*?<!-- bench:backups:end -->", lambda _: block, text, flags=re.S)
+    if f"<!-- bench:{part}:start" in text:
+        text = re.sub(rf"<!-- bench:{part}:start.*?<!-- bench:{part}:end -->", lambda _: block, text, flags=re.S)
     else:
-        text = text.replace("<!-- bench:table:end -->", "<!-- bench:table:end -->\n\n" + block, 1)
+        text = text.replace(after, f"{after}\n\n{block}", 1)
     doc.write_text(text)
+
+
+def update_backups_doc(results: dict) -> None:
+    if figures := results.get("backups"):
+        what = f"the default answers' live stack, off-site copies off. {figures['what']}."
+        update_part_doc(results, "backups", what, backups_table(figures), "<!-- bench:table:end -->")
 
 
 def edge_table(figures: dict) -> str:
@@ -173,27 +180,14 @@ def edge_table(figures: dict) -> str:
 
 
 def update_edge_doc(results: dict) -> None:
-    doc = DOCS / "benchmarks.md"
-    figures = results.get("edge")
-    if not doc.exists() or not figures:
-        return
-    m = figures.get("machine") or results.get("machine") or {}
-    block = (
-        f"<!-- bench:edge:start (written by bench/run.py) -->\n"
-        f"Run of {figures.get('date') or results.get('date')}: {m.get('cpus', '?')} cores, {m.get('engine', '?')} "
-        f"{m.get('engine_version', '')}, stand-in base images; the default answers' live stack with its Caddy edge, "
-        f"the certificate from pebble (Let's Encrypt's test CA). wrk runs in a container on the stack's network "
-        f"(HTTP/1.1; the edge over TLS, nginx alone over plain HTTP), rounds alternating. The release: "
-        f"`make release` to a second tag while a probe asks the edge for `X-App-Version` every 50 ms.\n\n"
-        f"{edge_table(figures)}\n"
-        f"<!-- bench:edge:end -->"
-    )
-    text = doc.read_text()
-    if "<!-- bench:edge:start" in text:
-        text = re.sub(r"<!-- bench:edge:start.*?<!-- bench:edge:end -->", lambda _: block, text, flags=re.S)
-    else:
-        text = text.replace("<!-- bench:backups:end -->", "<!-- bench:backups:end -->\n\n" + block, 1)
-    doc.write_text(text)
+    if figures := results.get("edge"):
+        what = (
+            "the default answers' live stack with its Caddy edge, the certificate from pebble (Let's Encrypt's test "
+            "CA). wrk runs in a container on the stack's network (HTTP/1.1; the edge over TLS, nginx alone over "
+            "plain HTTP), rounds alternating. The release: `make release` to a second tag while a probe asks the "
+            "edge for `X-App-Version` every 50 ms."
+        )
+        update_part_doc(results, "edge", what, edge_table(figures), "<!-- bench:backups:end -->")
 
 
 def markdown(rows: list[list[str]]) -> str:
