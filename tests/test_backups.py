@@ -152,7 +152,13 @@ class TestScheduledBackups:
                 60,
                 what="the backup service to turn unhealthy",
             )
-            assert "backup: FAILED" in scheduled.logs("compose.prod.yaml", "backup")
+            # `now` above wrote the failed status itself, so the healthcheck can turn before the loop's own
+            # next attempt (every 3 s) has failed and logged: wait for that line rather than race it.
+            poll(
+                lambda: "backup: FAILED" in scheduled.logs("compose.prod.yaml", "backup"),
+                60,
+                what="the scheduled loop to log its failed attempt",
+            )
             assert not [n for n in scheduled.backups() if n.startswith(".")], "a failed attempt left a partial file"
         finally:
             scheduled.live("start", "db")
