@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -11,6 +12,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from . import backups, builds, edge, engine, live, project, sizes
@@ -79,39 +81,20 @@ def main(description: str) -> int:
 
     signal.signal(signal.SIGTERM, terminate)
     started = time.perf_counter()
-    cleanup = engine.Cleanup()
-    work = Path(tempfile.mkdtemp(prefix="bench-"))
-    cleanup.add("temporary directory", lambda: shutil.rmtree(work, ignore_errors=True))
-    log(f"working in {work} (log: {work / 'bench.log'}, removed at the end)")
-    try:
-        ctx = Run(args, work, cleanup)
+    with workspace(args) as ctx:
         project.bake_times(ctx)  # no engine needed: before taking the lock
         project.bake_project(ctx)
         project.baseline_context(ctx)
-        with engine.engine_lock(args.lock):
-            try:
-                engine.prepare_engine(ctx)
-                ctx.results["load_average"] = {"start": os.getloadavg()[0]}
-                cleanup.add("images", engine.remove_created_images)
-                builds.cold_builds(ctx)
-                sizes.sizes(ctx)
-                live.live_stacks(ctx)
-                backups.backup_restore(ctx)
-                edge.edge_stack(ctx)
-                builds.rebuilds(ctx)
-                ctx.results["machine"] = engine.machine(ctx)
-                ctx.results["load_average"]["end"] = os.getloadavg()[0]
-            except BaseException:
-                log_text = (work / "bench.log").read_text()[-6000:] if (work / "bench.log").exists() else ""
-                print(log_text, file=sys.stderr)
-                raise
-            finally:
-                if args.keep_log and (work / "bench.log").exists():
-                    shutil.copy(work / "bench.log", args.keep_log)
-                log("cleaning up")
-                cleanup.run()
-    finally:
-        cleanup.run()
+        with engine_session(ctx):
+            ctx.results["load_average"] = {"start": os.getloadavg()[0]}
+            builds.cold_builds(ctx)
+            sizes.sizes(ctx)
+            live.live_stacks(ctx)
+            backups.backup_restore(ctx)
+            edge.edge_stack(ctx)
+            builds.rebuilds(ctx)
+            ctx.results["machine"] = engine.machine(ctx)
+            ctx.results["load_average"]["end"] = os.getloadavg()[0]
 
     results = ctx.results
     results["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -165,32 +148,13 @@ def only_part(args: argparse.Namespace, part: str) -> int:
         print("bench: docker is missing: a Docker CLI with Compose v2 is needed", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    cleanup = engine.Cleanup()
-    work = Path(tempfile.mkdtemp(prefix="bench-"))
-    cleanup.add("temporary directory", lambda: shutil.rmtree(work, ignore_errors=True))
-    log(f"working in {work} (log: {work / 'bench.log'}, removed at the end)")
-    try:
-        ctx = Run(args, work, cleanup)
+    with workspace(args) as ctx:
         project.bake_project(ctx)
-        with engine.engine_lock(args.lock):
-            try:
-                engine.prepare_engine(ctx)
-                cleanup.add("images", engine.remove_created_images)
-                build = builds.build_ours(ctx, f"for the {part}")
-                step(ctx)
-                ctx.results["figures"]["build_cold_s"] = {"ours_detail": build}  # the builder, for machine()
-                ctx.results["machine"] = engine.machine(ctx)
-            except BaseException:
-                log_text = (work / "bench.log").read_text()[-6000:] if (work / "bench.log").exists() else ""
-                print(log_text, file=sys.stderr)
-                raise
-            finally:
-                if args.keep_log and (work / "bench.log").exists():
-                    shutil.copy(work / "bench.log", args.keep_log)
-                log("cleaning up")
-                cleanup.run()
-    finally:
-        cleanup.run()
+        with engine_session(ctx):
+            build = builds.build_ours(ctx, f"for the {part}")
+            step(ctx)
+            ctx.results["figures"]["build_cold_s"] = {"ours_detail": build}  # the builder, for machine()
+            ctx.results["machine"] = engine.machine(ctx)
     results = json.loads(args.results.read_text()) if args.results.exists() else {"figures": {}}
     results[part] = dict(
         ctx.results[part],
@@ -206,3 +170,37 @@ def only_part(args: argparse.Namespace, part: str) -> int:
         f"({(time.perf_counter() - started) / 60:.1f} min)"
     )
     return 0
+
+
+@contextlib.contextmanager
+def workspace(args: argparse.Namespace) -> Iterator[Run]:
+    """A run in a temporary directory; on the way out, even on Ctrl-C or SIGTERM, every clean-up step runs."""
+    cleanup = engine.Cleanup()
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    cleanup.add("temporary directory", lambda: shutil.rmtree(work, ignore_errors=True))
+    log(f"working in {work} (log: {work / 'bench.log'}, removed at the end)")
+    try:
+        yield Run(args, work, cleanup)
+    finally:
+        cleanup.run()
+
+
+@contextlib.contextmanager
+def engine_session(ctx: Run) -> Iterator[None]:
+    """The engine lock held and the engine ready for the measuring steps. On a failure the end of the build and
+    load log is printed; the log is kept when --keep-log asks; the stacks and images made are removed before the
+    lock is released, so the next holder finds the engine as it was."""
+    args, log_file = ctx.args, ctx.log_file
+    with engine.engine_lock(args.lock):
+        try:
+            engine.prepare_engine(ctx)
+            ctx.cleanup.add("images", engine.remove_created_images)
+            yield
+        except BaseException:
+            print(log_file.read_text()[-6000:] if log_file.exists() else "", file=sys.stderr)
+            raise
+        finally:
+            if args.keep_log and log_file.exists():
+                shutil.copy(log_file, args.keep_log)
+            log("cleaning up")
+            ctx.cleanup.run()
