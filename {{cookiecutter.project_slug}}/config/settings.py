@@ -340,7 +340,7 @@ LOGGING = {
         "mail_admins": {
             "level": "ERROR",
             "filters": ["require_debug_false"],
-            "class": "django.utils.log.AdminEmailHandler",
+            "class": "config.mail.ReportingAdminEmailHandler",
         },
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},

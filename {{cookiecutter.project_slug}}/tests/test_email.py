@@ -79,6 +79,23 @@ def test_without_email_url_the_live_site_starts_and_a_mail_fails_loudly():
     assert result.returncode != 0
 
 
+def test_without_email_url_an_error_report_to_admins_is_logged_not_raised():
+    # Django mails ADMINS from its logging, with fail_silently: a missing EMAIL_URL must not raise out of it.
+    code = (
+        "import django, logging; django.setup(); "
+        "logging.getLogger('django.request').error('Internal Server Error: /boom/'); print('the request went on')"
+    )
+    result = run_settings(code, **LIVE, ADMINS="ops@example.com")
+    assert result.returncode == 0, result.stderr
+    assert "the request went on" in result.stdout
+    # One line says which report was not sent, and why.
+    assert [
+        line
+        for line in result.stdout.splitlines()
+        if "config.mail" in line and "Internal Server Error: /boom/" in line and "EMAIL_URL is not set" in line
+    ], result.stdout
+
+
 def test_senders_and_admins_come_from_the_environment():
     found = mail_settings(
         **LIVE, DEFAULT_FROM_EMAIL="shop@example.com", SERVER_EMAIL="errors@example.com", ADMINS="a@x.org, b@x.org"
