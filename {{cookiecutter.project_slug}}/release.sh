@@ -62,6 +62,7 @@ docker compose run --rm app python manage.py migrate --noinput ||
     fail "the migrations of $TAG failed: nothing else was changed, ${current:-nothing} keeps serving."
 
 rolling=
+scales=
 inplace=
 moved=
 if [ -n "$current" ]; then
@@ -77,23 +78,28 @@ fi
 
 if [ -n "$rolling" ]; then
     old=$(for service in $rolling; do ids "$service"; done)
-    for service in $rolling; do
-        count=$(ids "$service" | wc -l)
-        say "starting $service ($TAG) beside the $count running"
-        # --no-recreate keeps the old containers as they are; the new ones get the new tag.
-        docker compose up -d --no-deps --no-recreate --scale "$service=$((count * 2))" "$service"
-    done
-    new=$(for service in $rolling; do ids "$service"; done | grep -vxF "$old" || true)
-    placed=$(now)
-
+    # The containers this release started so far (all of them once every service is scaled).
+    started_here() { for service in $rolling; do ids "$service"; done | grep -vxF "$old" || true; }
     abandon() {
-        docker logs --tail 30 "$1" 2>&1 | sed 's/^/    /' >&2
+        [ -z "$1" ] || docker logs --tail 30 "$1" 2>&1 | sed 's/^/    /' >&2
         say "$2: its last log lines are above. Removing the new containers; $current keeps serving." >&2
         # Stopped, not killed: a healthy one among them may already be serving requests.
+        new=$(started_here)
         # shellcheck disable=SC2086 # one id per word
-        docker stop $new >/dev/null && docker rm $new >/dev/null
+        [ -z "$new" ] || { docker stop $new >/dev/null && docker rm $new >/dev/null; }
         fail "$TAG was not released; $current keeps serving. (The migrations of $TAG stay applied.)"
     }
+    for service in $rolling; do
+        count=$(ids "$service" | wc -l)
+        scales="$scales --scale $service=$count"
+        say "starting $service ($TAG) beside the $count running"
+        # --no-recreate keeps the old containers as they are; the new ones get the new tag.
+        docker compose up -d --no-deps --no-recreate --scale "$service=$((count * 2))" "$service" ||
+            abandon "" "starting $service ($TAG) failed"
+    done
+    new=$(started_here)
+    placed=$(now)
+
     for id in $new; do
         name=$(container_name "$id")
         until has "$id" health=healthy; do
@@ -119,10 +125,14 @@ if [ -n "$inplace" ]; then
     say "replacing nginx in place: it publishes a port itself, so connections drop for a few seconds" \
         "(put the HTTPS edge in front of it to avoid that)"
 fi
-# Everything else at the new tag (nginx when it publishes its port; a singleton like a scheduler is
-# replaced, never doubled); what was rolled above is already up to date and stays as it is.
-docker compose up -d --wait
-say "$TAG released in $(($(now) - started))s"
-
+# From here on, the new tag serves: make rollback must bring back the one it replaced.
 printf 'TAG=%s\nPREVIOUS_TAG=%s\n' "$TAG" "$current" >"$STATE"
+# Everything else at the new tag (nginx when it publishes its port; a singleton like a scheduler is
+# replaced, never doubled); what was rolled above is already up to date and stays as it is, as many as before.
+# shellcheck disable=SC2086 # --scale service=count pairs
+if ! docker compose up -d --wait $scales; then
+    docker compose ps -a >&2
+    fail "$TAG serves the traffic, but a service above is not healthy: see docker compose logs SERVICE.${current:+ make rollback brings back $current.}"
+fi
+say "$TAG released in $(($(now) - started))s"
 [ -z "$current" ] || say "make rollback brings back $current"
