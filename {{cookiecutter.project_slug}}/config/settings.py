@@ -322,7 +322,11 @@ if SENTRY_DSN:
 
     sentry_sdk.init(
         dsn=SENTRY_DSN,
+        # No personal data: no user, cookies or client address (send_default_pii), no request bodies (a form's
+        # email or password), no local variables of the frames (a user object, a token).
         send_default_pii=False,
+        max_request_body_size="never",
+        include_local_variables=False,
         release=os.environ.get("APP_VERSION", "").strip() or None,
         environment=os.environ.get("SENTRY_ENVIRONMENT", "").strip() or ("development" if DEBUG else "production"),
         integrations=[DjangoIntegration(){% if cookiecutter.use_celery == "y" %}, CeleryIntegration(){% endif %}],

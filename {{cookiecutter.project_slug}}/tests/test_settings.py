@@ -195,7 +195,7 @@ def sentry_client(**environ: str) -> dict:
     """Whether the settings started the Sentry SDK, and with which options."""
     code = (
         "import json, django, sentry_sdk; django.setup(); c = sentry_sdk.get_client(); print(json.dumps("
-        "{'active': c.is_active(), 'pii': c.options['send_default_pii'], 'release': c.options['release'], "
+        "{'active': c.is_active(), 'pii': [c.options[o] for o in ('send_default_pii', 'max_request_body_size', 'include_local_variables')], 'release': c.options['release'], "
         "'environment': c.options['environment'], 'dsn': c.options['dsn']}))"
     )
     result = run_python(code, **environ)
@@ -211,7 +211,7 @@ def test_without_a_dsn_the_sentry_sdk_is_not_started():
 def test_a_dsn_starts_sentry_without_personal_data_and_with_the_release():
     dsn = "https://public@sentry.example.com/1"
     client = sentry_client(**PRODUCTION, SENTRY_DSN=dsn, APP_VERSION="1.4.2")
-    assert client == {"active": True, "pii": False, "release": "1.4.2", "environment": "production", "dsn": dsn}
+    assert client == {"active": True, "pii": [False, "never", False], "release": "1.4.2", "environment": "production", "dsn": dsn}
     staging = sentry_client(**PRODUCTION, SENTRY_DSN=dsn, APP_VERSION="1.4.2", SENTRY_ENVIRONMENT="staging")
     assert staging["environment"] == "staging"
     assert sentry_client(DEBUG="1", SENTRY_DSN=dsn)["environment"] == "development"
