@@ -46,6 +46,19 @@ def test_the_email_address_is_the_login_and_is_unique():
     assert User.objects.get_by_natural_key("ADA@example.com").email == "ada@example.com"
     with pytest.raises(ValueError, match="email address"):
         User.objects.create_user(email="", password=PASSWORD)
+
+
+@pytest.mark.django_db
+def test_an_address_in_another_case_is_the_same_account(admin_client):
+    from django.db import IntegrityError
+
+    # Logins ignore case, so a second account for Ada@example.com would make ada@example.com's login ambiguous.
+    User.objects.create_user(email="ada@example.com", password=PASSWORD)
+    form = {"email": "Ada@example.com", "usable_password": "true", "password1": PASSWORD, "password2": PASSWORD}
+    refused = admin_client.post("/admin/users/user/add/", {**form, "_save": "Save"})
+    assert refused.status_code == 200 and "A user with this email address already exists." in refused.text
+    with pytest.raises(IntegrityError):
+        User.objects.create_user(email="Ada@example.com", password=PASSWORD)
 {%- endif %}
 
 

@@ -1,6 +1,7 @@
 {%- if cookiecutter.username_type == "email" -%}
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class UserManager(BaseUserManager):
@@ -40,6 +41,16 @@ class User(AbstractUser):
     REQUIRED_FIELDS = []
 
     objects = UserManager()
+
+    class Meta(AbstractUser.Meta):
+        constraints = [
+            # A login ignores case (get_by_natural_key), so Ada@example.com and ada@example.com are one account.
+            models.UniqueConstraint(
+                Lower("email"),
+                name="users_user_email_unique_ignoring_case",
+                violation_error_message="A user with this email address already exists.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.email

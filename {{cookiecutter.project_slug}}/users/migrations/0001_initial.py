@@ -2,6 +2,7 @@
 import django.contrib.auth.models
 import django.contrib.auth.validators
 {% endif -%}
+import django.db.models.functions.text
 import django.utils.timezone
 from django.db import migrations, models
 {%- if cookiecutter.username_type == "email" %}
@@ -99,7 +100,20 @@ class Migration(migrations.Migration):
                     ),
                 ),
             ],
-            options={"verbose_name": "user", "verbose_name_plural": "users", "abstract": False},
+            options={
+                "verbose_name": "user",
+                "verbose_name_plural": "users",
+                "abstract": False,
+{%- if cookiecutter.username_type == "email" %}
+                "constraints": [
+                    models.UniqueConstraint(
+                        django.db.models.functions.text.Lower("email"),
+                        name="users_user_email_unique_ignoring_case",
+                        violation_error_message="A user with this email address already exists.",
+                    )
+                ],
+{%- endif %}
+            },
             managers=[
 {%- if cookiecutter.username_type == "email" %}
                 ("objects", users.models.UserManager()),
