@@ -112,7 +112,9 @@ def test_makefile_docker_targets_work_on_a_fresh_bake(cookies):
     """The targets a new user types first, right after baking, with no stack running: each works. (`make test`
     and `make build-live` also run in tests/test_e2e.py.)"""
     require(docker_engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
-    project = bake(cookies, project_name="Make Targets", key_value_store="none", use_celery="n")
+    # E2E_NAME_SUFFIX keeps a second run's stacks and images apart, as in the other end-to-end tests.
+    suffix = f" {os.environ['E2E_NAME_SUFFIX']}" if os.environ.get("E2E_NAME_SUFFIX") else ""
+    project = bake(cookies, project_name=f"Make Targets{suffix}", key_value_store="none", use_celery="n")
     ports = {"APP_PORT": free_port(), "NGINX_PORT": free_port(), "DB_PORT": free_port()}
     env = clean_env(**{name: str(port) for name, port in ports.items()})
     # The edge on free ports instead of 80 and 443 (it serves no certificate here: no CA is reachable).
@@ -171,10 +173,7 @@ def test_makefile_docker_targets_work_on_a_fresh_bake(cookies):
         for files in (["-f", "compose.yaml", "-f", "compose.watch.yaml"], ["-f", "compose.prod.yaml"]):
             down = ["docker", "compose", *files, "down", "-v", "--rmi", "local", "--timeout", "5"]
             run(down, cwd=project, env=live_env, check=False)
-        run(
-            ["docker", "rmi", "make_targets-app:make", "make_targets-static:make", "make_targets-offsite:make"],
-            check=False,
-        )
+        run(["docker", "rmi", *(f"{project.name}-{image}:make" for image in ("app", "static", "offsite"))], check=False)
 
 
 def test_the_readme_bakes_its_first_project_beside_the_checkout_not_inside_it(tmp_path):

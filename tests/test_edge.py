@@ -256,3 +256,28 @@ class TestEdge:
             "192.0.2.1": (301, None, gateway),
             "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16": (200, "max-age=3600", "203.0.113.9"),
         }
+
+
+def test_several_domains_are_separated_by_spaces_as_edge_env_says(cookies):
+    """DOMAINS is substituted into the Caddyfile's site address: names separated by spaces (or ", ") are
+    several sites; a bare comma stops Caddy with its own advice. edge.env's comment says so."""
+    require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
+    project = bake(cookies, project_name="Caddy Domains")
+    assert "separated by spaces" in (project / ".envs/edge.env.example").read_text()
+    caddy = re.search(r"image: (caddy:\S+)", (project / "compose.prod.yaml").read_text()).group(1)
+
+    def adapt(domains: str):
+        return run(
+            ["docker", "run", "--rm", "-e", f"DOMAINS={domains}", "-e", "ACME_EMAIL=ops@example.org"]
+            + ["-v", f"{project / 'Caddyfile'}:/etc/caddy/Caddyfile:ro", caddy]
+            + ["caddy", "adapt", "--config", "/etc/caddy/Caddyfile"],
+            check=False,
+        )
+
+    for domains in ("shop.example.org www.example.org", "shop.example.org, www.example.org"):
+        adapted = adapt(domains)
+        assert adapted.returncode == 0, adapted.stderr
+        hosts = re.findall(r'"host":\[([^\]]*)\]', adapted.stdout)
+        assert '"shop.example.org","www.example.org"' in hosts, (domains, hosts)
+    refused = adapt("shop.example.org,www.example.org")
+    assert refused.returncode != 0 and "put a space after the comma" in refused.stderr, refused.stderr

@@ -119,7 +119,7 @@ class ReleaseProject(Project):
             TRUSTED_PROXIES=TRUSTED_PROXIES,
             COMPOSE_FILE=self.compose_file,
             LIVE_FILES=self.compose_file,  # the Makefile's files for release.sh
-            RELEASE_TIMEOUT="90",
+            RELEASE_TIMEOUT=str(TIMEOUT),  # a broken tag is caught as crashed, long before this
         )
 
     def command(self, file, *args: str) -> list[str]:
@@ -290,6 +290,14 @@ class TestRelease:
         assert released.running("app") == [f"{released.slug}-app:v1"]
         assert (released.path / ".release").read_text() == "TAG=v1\nPREVIOUS_TAG=v2\n"
 
+    def test_2b_the_backup_commands_act_on_the_tag_that_runs(self, released):
+        """make backup and make backups without TAG use the images of the running tag (v1 since the rollback),
+        not git describe's default (here: latest, which no image has)."""
+        taken = released.make("backup")
+        name = re.search(r"backup: OK (db-\d{8}T\d{6}Z\.dump)", taken.output)
+        assert name and ":latest" not in taken.output, taken.output[-3000:]
+        assert f"{name.group(1)}\t" in released.make("backups").output
+
     def test_3_a_release_that_never_becomes_healthy_leaves_v1_serving(self, released):
         project = released
         traffic, code, output, *_ = release_under_load(project, "release", "TAG=v3", check=False)
@@ -331,6 +339,10 @@ class TestRelease:
         project.compose_file = BEHIND_PROXY
         deployed = project.make("release", "TAG=v1", timeout=TIMEOUT + 300)  # nothing runs: a plain deploy
         assert "v1 released" in deployed.output and "all traffic" not in deployed.output, deployed.output[-3000:]
+        # Two app containers (docker compose up --scale app=2): the release keeps two.
+        scale = ["docker", "compose", "up", "-d", "--wait", "--no-deps", "--no-recreate", "--scale", "app=2", "app"]
+        run(scale, cwd=project.path, env={**project.env(""), "TAG": "v1"}, timeout=TIMEOUT)
+        assert project.running("app") == [f"{project.slug}-app:v1"] * 2
         traffic, _, output, _, returned, lines, _ = release_under_load(project, "release", "TAG=v2")
         replacing = next(t for t, line in lines if "replacing nginx in place" in line)
         failures = traffic.failures()
@@ -343,4 +355,4 @@ class TestRelease:
         late = [s for s in traffic.samples if s.path == "/" and s.started > returned]
         assert late and all(s.version == "v2" and V2_TEXT in s.text for s in late)
         assert project.running("nginx") == [f"{project.slug}-static:v2"]
-        assert project.running("app") == [f"{project.slug}-app:v2"]
+        assert project.running("app") == [f"{project.slug}-app:v2"] * 2
