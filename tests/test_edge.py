@@ -234,6 +234,37 @@ class TestEdge:
         page = poll(answered(lambda: (r := https(project, edge)).status_code == 200 and r), 60, 2, "the page")
         assert "serving this page over HTTPS" in page.text
 
+    def test_5b_nginx_follows_an_edge_that_docker_moved_to_another_address(self, project, edge):
+        """Docker alone (a crash and its restart policy, no Compose) may bring the edge back on another address:
+        nginx looks the name up again and reloads, so it goes on believing the edge, and pages do not turn
+        into redirects to themselves."""
+        network = f"{project.slug}-live_default"
+        edge_id = project.container(EDGE, "edge")
+
+        def address() -> str:
+            return project.inspect(edge_id)["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+        before = address()
+        run(["docker", "network", "disconnect", network, edge_id])
+        # Something else takes the freed address, as another container starting meanwhile would.
+        squatter = run(
+            ["docker", "run", "-d", "--rm", "--network", network, "--entrypoint", "sleep"]
+            + [project.images["applayer"], "300"]
+        )
+        try:
+            aliases = ["--alias", "edge", "--alias", DOMAIN]
+            run(["docker", "network", "connect", *aliases, network, edge_id])
+            assert address() != before, "the edge came back on its old address: nothing to prove"
+            poll(
+                lambda: "a name in TRUSTED_PROXIES moved; reloading" in project.logs(EDGE, "nginx"),
+                60,
+                what="nginx to notice the edge's new address",
+            )
+            page = poll(answered(lambda: (r := https(project, edge)).status_code == 200 and r), 60, 2, "the page")
+            assert "serving this page over HTTPS" in page.text
+        finally:
+            run(["docker", "rm", "-f", squatter.stdout.strip()], check=False)
+
     def test_6_behind_a_proxy_forwarded_headers_count_only_from_trusted_proxies(self, project, edge):
         """compose.behind-proxy.yaml: nginx published on LIVE_PORT, no edge. Without TRUSTED_PROXIES (the
         default) a client's X-Forwarded-Proto is ignored; with the client's address among them it counts."""

@@ -9,24 +9,47 @@ resolver=$(awk '/^nameserver/ { ip = $2; if (ip ~ /:/) ip = "[" ip "]"; print ip
 echo "resolver ${resolver:-127.0.0.11} valid=10s ipv6=off;" > /tmp/resolver.conf
 
 # TRUSTED_PROXIES (addresses, CIDR ranges or host names, separated by spaces or commas): the only peers
-# whose X-Forwarded-For and X-Forwarded-Proto nginx believes (nginx.conf). Names are resolved now, once.
-: > /tmp/trusted-proxies.conf
-: > /tmp/trusted-proxies.geo
-for proxy in $(echo "${TRUSTED_PROXIES:-}" | tr ',' ' '); do
-  case $proxy in
-    *:*) addresses=$proxy ;;  # IPv6
-    *[!0-9./]*)
-      addresses=$(getent hosts "$proxy" | awk '{ print $1 }') || true
-      if [ -z "$addresses" ]; then
-        echo "nginx-run: TRUSTED_PROXIES names $proxy, which does not resolve (is it running?)" >&2
-        exit 1
-      fi
-      ;;
-    *) addresses=$proxy ;;
-  esac
-  for address in $addresses; do
-    echo "set_real_ip_from $address;" >> /tmp/trusted-proxies.conf
-    echo "$address 1;" >> /tmp/trusted-proxies.geo
+# whose X-Forwarded-For and X-Forwarded-Proto nginx believes (nginx.conf). trusted PREFIX writes them
+# into PREFIX.conf and PREFIX.geo, names looked up now; it fails on a name that does not resolve.
+trusted() {
+  : > "$1.conf"
+  : > "$1.geo"
+  for proxy in $(echo "${TRUSTED_PROXIES:-}" | tr ',' ' '); do
+    case $proxy in
+      *:*) addresses=$proxy ;;  # IPv6
+      *[!0-9./]*)
+        addresses=$(getent hosts "$proxy" | awk '{ print $1 }') || true
+        if [ -z "$addresses" ]; then
+          echo "nginx-run: TRUSTED_PROXIES names $proxy, which does not resolve (is it running?)" >&2
+          return 1
+        fi
+        ;;
+      *) addresses=$proxy ;;
+    esac
+    for address in $addresses; do
+      echo "set_real_ip_from $address;" >> "$1.conf"
+      echo "$address 1;" >> "$1.geo"
+    done
   done
-done
+}
+trusted /tmp/trusted-proxies || exit 1
+
+# A named proxy (the live stack's edge) that Docker alone restarts after a crash may come back on another
+# address: look the names up again every 10 s, and reload nginx (gracefully) when an address changed.
+# While a name does not resolve (the proxy is restarting), the last addresses stay.
+follow_names() {
+  while sleep 10; do
+    trusted /tmp/trusted-proxies.new 2>/dev/null || continue
+    if ! cmp -s /tmp/trusted-proxies.new.conf /tmp/trusted-proxies.conf; then
+      mv /tmp/trusted-proxies.new.geo /tmp/trusted-proxies.geo
+      mv /tmp/trusted-proxies.new.conf /tmp/trusted-proxies.conf
+      echo "nginx-run: a name in TRUSTED_PROXIES moved; reloading with" \
+        "$(sed 's/^set_real_ip_from //; s/;$//' /tmp/trusted-proxies.conf | tr '\n' ' ')" >&2
+      nginx -s reload
+    fi
+  done
+}
+case ${TRUSTED_PROXIES:-} in
+  *[!0-9./:,\ ]*) follow_names & ;;
+esac
 exec nginx -g "daemon off;"
