@@ -136,6 +136,13 @@ def bake(cookies, **context: str) -> Path:
     return Path(result.project_path)
 
 
+def stack_name(name: str) -> str:
+    """The project name for an end-to-end bake: with E2E_NAME_SUFFIX (e.g. a branch name) appended, a second run
+    on the same engine gets stacks, volumes and images of its own."""
+    suffix = os.environ.get("E2E_NAME_SUFFIX")
+    return f"{name} {suffix}" if suffix else name
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment a baked project's commands run with: none of this run's Django variables."""
     env = {

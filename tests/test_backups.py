@@ -4,13 +4,12 @@ Needs a Docker engine (skipped without one, except under CI where that is a fail
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 from test_e2e import DOMAIN, TIMEOUT, Browser, Project, engine_reachable, env_file, poll
 
-from conftest import bake, clean_env, require, run
+from conftest import bake, clean_env, require, run, stack_name
 
 pytestmark = pytest.mark.e2e
 STAMP = r"\d{8}T\d{6}Z"
@@ -45,10 +44,9 @@ class BackupProject(Project):
 
 def baked(cookies_session, name: str, **options: str):
     require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
-    suffix = f" {os.environ['E2E_NAME_SUFFIX']}" if os.environ.get("E2E_NAME_SUFFIX") else ""
     # Sign-in by username: the admin is created and logs in as "admin" (test_e2e.py covers the email login).
     options = {"key_value_store": "none", "use_celery": "n", "username_type": "username", **options}
-    return bake(cookies_session, project_name=f"E2E Backup {name}{suffix}", domain_name=DOMAIN, **options)
+    return bake(cookies_session, project_name=stack_name(f"E2E Backup {name}"), domain_name=DOMAIN, **options)
 
 
 @pytest.fixture(scope="module")

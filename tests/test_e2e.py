@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import signal
 import socket
@@ -25,7 +24,7 @@ import pytest
 import requests
 
 import pythons
-from conftest import bake, clean_env, require, run
+from conftest import bake, clean_env, require, run, stack_name
 
 pytestmark = pytest.mark.e2e
 DOMAIN = "shop.example.com"
@@ -257,8 +256,7 @@ def project(request, cookies_session):
     require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
     options = dict(request.cls.options)
     # Two runs of the same class on one engine would share compose project, volume and image names:
-    # E2E_NAME_SUFFIX (e.g. a branch name) keeps a second run's apart.
-    options["project_name"] += f" {os.environ['E2E_NAME_SUFFIX']}" if os.environ.get("E2E_NAME_SUFFIX") else ""
+    options["project_name"] = stack_name(options["project_name"])
     project = Project(bake(cookies_session, domain_name=DOMAIN, **options))
     project.remove()  # whatever an interrupted earlier run left behind (volumes hold old passwords)
     for name, text in STRAYS.items():

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, TEMPLATE, bake, clean_env, load_yaml, require, run, tool
+from conftest import BIN, TEMPLATE, bake, clean_env, load_yaml, require, run, stack_name, tool
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test",
@@ -112,9 +112,7 @@ def test_makefile_docker_targets_work_on_a_fresh_bake(cookies):
     """The targets a new user types first, right after baking, with no stack running: each works. (`make test`
     and `make build-live` also run in tests/test_e2e.py.)"""
     require(docker_engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
-    # E2E_NAME_SUFFIX keeps a second run's stacks and images apart, as in the other end-to-end tests.
-    suffix = f" {os.environ['E2E_NAME_SUFFIX']}" if os.environ.get("E2E_NAME_SUFFIX") else ""
-    project = bake(cookies, project_name=f"Make Targets{suffix}", key_value_store="none", use_celery="n")
+    project = bake(cookies, project_name=stack_name("Make Targets"), key_value_store="none", use_celery="n")
     ports = {"APP_PORT": free_port(), "NGINX_PORT": free_port(), "DB_PORT": free_port()}
     env = clean_env(**{name: str(port) for name, port in ports.items()})
     # The edge on free ports instead of 80 and 443 (it serves no certificate here: no CA is reachable).

@@ -10,7 +10,6 @@ under CI where that is a failure)."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import ssl
@@ -23,7 +22,7 @@ import pytest
 import requests
 from test_e2e import DOMAIN, LIVE, TIMEOUT, Project, engine_reachable, free_port, poll
 
-from conftest import bake, clean_env, require, run
+from conftest import bake, clean_env, require, run, stack_name
 
 pytestmark = pytest.mark.e2e
 PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble"
@@ -68,18 +67,21 @@ class EdgeProject(Project):
         )
         return lines[-1].split("|", 1)[-1].split()[0]
 
+    @property
+    def network(self) -> str:
+        """The live stack's network (compose.prod.yaml's project name, `<slug>-live`)."""
+        return f"{self.slug}-live_default"
+
     def network_gateway(self) -> str:
-        network = f"{self.slug}-live_default"
         return run(
-            ["docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", network]
+            ["docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", self.network]
         ).stdout.strip()
 
 
 @pytest.fixture(scope="module")
 def project(cookies_session):
     require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
-    suffix = f" {os.environ['E2E_NAME_SUFFIX']}" if os.environ.get("E2E_NAME_SUFFIX") else ""
-    project = EdgeProject(bake(cookies_session, project_name=f"E2E Edge{suffix}", domain_name=DOMAIN))
+    project = EdgeProject(bake(cookies_session, project_name=stack_name("E2E Edge"), domain_name=DOMAIN))
     project.remove()  # whatever an interrupted earlier run left behind
     (project.path / "compose.pebble.yaml").write_text(PEBBLE)
     api_root = run(["docker", "run", "--rm", "--entrypoint", "cat", PEBBLE_IMAGE, "/test/certs/pebble.minica.pem"])
@@ -194,7 +196,7 @@ class TestEdge:
             " 'X-Forwarded-For': '203.0.113.9'}); r = c.getresponse();"
             " print(r.status, r.getheader('Location'), r.getheader('Strict-Transport-Security'))"
         )
-        command = ["docker", "run", "--rm", "--network", f"{project.slug}-live_default", "--entrypoint", "python"]
+        command = ["docker", "run", "--rm", "--network", project.network, "--entrypoint", "python"]
         answer = run([*command, project.images["applayer"], "-c", script]).stdout.split()
         assert answer == ["301", f"https://{DOMAIN}/?probe={marker}", "None"], "Django believed the claim"
         assert project.app_log_address(marker) != "203.0.113.9"
@@ -238,7 +240,7 @@ class TestEdge:
         """Docker alone (a crash and its restart policy, no Compose) may bring the edge back on another address:
         nginx looks the name up again and reloads, so it goes on believing the edge, and pages do not turn
         into redirects to themselves."""
-        network = f"{project.slug}-live_default"
+        network = project.network
         edge_id = project.container(EDGE, "edge")
 
         def address() -> str:

@@ -11,7 +11,6 @@ nginx, and measures what the in-place replacement of nginx costs."""
 from __future__ import annotations
 
 import collections
-import os
 import re
 import shutil
 import ssl
@@ -25,7 +24,7 @@ import httpx
 import pytest
 from test_e2e import DOMAIN, TIMEOUT, Project, engine_reachable, free_port, poll
 
-from conftest import bake, clean_env, require, run
+from conftest import bake, clean_env, require, run, stack_name
 
 pytestmark = pytest.mark.e2e
 PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble"
@@ -157,8 +156,7 @@ class ReleaseProject(Project):
 def released(cookies_session):
     """The default project, its images built as v1, v2 and a broken v3, and v1 released on an empty host."""
     require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
-    suffix = f" {os.environ['E2E_NAME_SUFFIX']}" if os.environ.get("E2E_NAME_SUFFIX") else ""
-    project = ReleaseProject(bake(cookies_session, project_name=f"E2E Release{suffix}", domain_name=DOMAIN))
+    project = ReleaseProject(bake(cookies_session, project_name=stack_name("E2E Release"), domain_name=DOMAIN))
     shutil.copy(Path(__file__).parent / "compose.pebble.yaml", project.path)
     api_root = run(["docker", "run", "--rm", "--entrypoint", "cat", PEBBLE_IMAGE, "/test/certs/pebble.minica.pem"])
     (project.path / "pebble-api-root.pem").write_text(api_root.stdout)
