@@ -47,6 +47,67 @@ def generate_secret(length: int) -> str:
     return first + "".join(secrets.choice(SECRET_ALPHABET) for _ in range(length - 1))
 
 
+# The backups' key pair (age, X25519: age-encryption.org/v1). The hook runs under whatever Python has cookiecutter,
+# with no package to lean on and no network, so the two pure functions age-keygen itself runs are written out here:
+# RFC 7748's X25519 and BIP 173's bech32. The e2e tests check the pair with age itself (age-keygen -y).
+X25519_P = 2**255 - 19
+
+
+def x25519(scalar: bytes, u: bytes) -> bytes:
+    """RFC 7748, section 5: the Montgomery ladder on Curve25519 (for a public key: u = 9, the base point)."""
+    k = bytearray(scalar)
+    k[0] &= 248
+    k[31] = (k[31] & 127) | 64
+    n = int.from_bytes(k, "little")
+    x1 = int.from_bytes(u, "little") & ((1 << 255) - 1)
+    x2, z2, x3, z3, swap = 1, 0, x1, 1, 0
+    for bit in reversed(range(255)):
+        k_t = (n >> bit) & 1
+        if swap ^ k_t:
+            x2, x3, z2, z3 = x3, x2, z3, z2
+        swap = k_t
+        a, b = (x2 + z2) % X25519_P, (x2 - z2) % X25519_P
+        aa, bb = a * a % X25519_P, b * b % X25519_P
+        e = (aa - bb) % X25519_P
+        c, d = (x3 + z3) % X25519_P, (x3 - z3) % X25519_P
+        da, cb = d * a % X25519_P, c * b % X25519_P
+        x3, z3 = (da + cb) ** 2 % X25519_P, x1 * (da - cb) ** 2 % X25519_P
+        x2, z2 = aa * bb % X25519_P, e * (aa + 121665 * e) % X25519_P
+    if swap:
+        x2, z2 = x3, z3
+    return (x2 * pow(z2, X25519_P - 2, X25519_P) % X25519_P).to_bytes(32, "little")
+
+
+BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def bech32(hrp: str, data: bytes) -> str:
+    """BIP 173's encoding (age's keys: no length limit)."""
+    words, acc, bits = [], 0, 0
+    for byte in data:
+        acc, bits = (acc << 8) | byte, bits + 8
+        while bits >= 5:
+            bits -= 5
+            words.append((acc >> bits) & 31)
+    if bits:
+        words.append((acc << (5 - bits)) & 31)
+    check = 1
+    for value in [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + words + [0] * 6:
+        top = check >> 25
+        check = (check & 0x1FFFFFF) << 5 ^ value
+        for i, gen in enumerate((0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)):
+            check ^= gen if (top >> i) & 1 else 0
+    check ^= 1
+    return hrp + "1" + "".join(BECH32[d] for d in words + [(check >> 5 * (5 - i)) & 31 for i in range(6)])
+
+
+def age_key_pair() -> tuple[str, str]:
+    """A fresh age identity (AGE-SECRET-KEY-1...) and its recipient (age1...), as age-keygen makes them."""
+    secret = secrets.token_bytes(32)
+    recipient = bech32("age", x25519(secret, (9).to_bytes(32, "little")))
+    return bech32("age-secret-key-", secret).upper(), recipient
+
+
 def remove(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path)
@@ -64,9 +125,14 @@ def write_production_env(project: Path) -> None:
     }
     if USE_STORE:
         generated["<REDIS_PASSWORD>"] = generate_secret(32)
+    # The backups are encrypted to this recipient; only its identity (written below, for you to keep off the
+    # server) decrypts them. The server authenticates each backup it takes with BACKUP_AUTH_KEY.
+    identity, generated["<BACKUP_RECIPIENT>"] = age_key_pair()
+    generated["<BACKUP_AUTH_KEY>"] = generate_secret(64)
     # offsite.env holds no generated secret: the storage's keys, which the user fills in.
-    for name in ["prod", "db", "offsite"] + (["store"] if USE_STORE else []):
+    for name in ["prod", "db", "backup", "offsite"] + (["store"] if USE_STORE else []):
         write_env_file(project, name, generated)
+    write_private(project / "backup-identity.txt", IDENTITY_HEADER.format(recipient=generated["<BACKUP_RECIPIENT>"]) + identity + "\n")
     # The edge's domains and ACME settings: no secret, but set per server like the others, hence beside them.
     write_env_file(project, "edge", {}, header=EDGE_HEADER)
 
@@ -81,6 +147,23 @@ SECRETS_HEADER = (
 )
 
 
+IDENTITY_HEADER = (
+    "# The private key that decrypts this project's backups (age; README, \"Backups and restore\").\n"
+    "# Keep it OFF the server, in your password manager: the server only ever needs the public key below\n"
+    "# (BACKUP_RECIPIENT in .envs/backup.env). A restore reads it from this file, or from BACKUP_IDENTITY=<path>.\n"
+    "# public key: {recipient}\n"
+)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Created owner-only, never readable by others, not even between a write and a chmod."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if hasattr(os, "fchmod"):  # a file left by an earlier bake keeps its old mode otherwise
+        os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w") as target:
+        target.write(text)
+
+
 def write_env_file(project: Path, name: str, generated: dict[str, str], header: str = SECRETS_HEADER) -> None:
     lines = (project / f".envs/{name}.env.example").read_text().splitlines(keepends=True)
     while lines and lines[0].startswith("#"):  # the example's own introduction
@@ -88,12 +171,7 @@ def write_env_file(project: Path, name: str, generated: dict[str, str], header: 
     text = "".join(lines)
     for placeholder, value in generated.items():
         text = text.replace(placeholder, value)
-    # Created owner-only, never readable by others, not even between a write and a chmod.
-    descriptor = os.open(project / f".envs/{name}.env", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    if hasattr(os, "fchmod"):  # a file left by an earlier bake keeps its old mode otherwise
-        os.fchmod(descriptor, 0o600)
-    with os.fdopen(descriptor, "w") as target:
-        target.write(header + text)
+    write_private(project / f".envs/{name}.env", header + text)
 
 
 def install_lock_file(project: Path) -> None:
@@ -142,6 +220,7 @@ Baked {SLUG}/. Next steps:
 
   Live stack: .envs/prod.env holds fresh secrets (git-ignored; back it up somewhere safe);
   .envs/edge.env your domain and the contact for its HTTPS certificates.
+  backup-identity.txt decrypts your backups: move it into your password manager, never onto the server.
   See README.md, "Deploying the live stack".
 """
 

@@ -249,7 +249,7 @@ def env_file(path: Path) -> dict[str, str]:
     return values
 
 
-GENERATED = {"SECRET_KEY", "POSTGRES_PASSWORD", "APP_DB_PASSWORD", "REDIS_PASSWORD"}
+GENERATED = {"SECRET_KEY", "POSTGRES_PASSWORD", "APP_DB_PASSWORD", "REDIS_PASSWORD", "BACKUP_AUTH_KEY"}
 
 
 def generated_secrets(project: Path) -> dict[str, str]:
@@ -293,7 +293,7 @@ def test_secrets_appear_only_in_the_git_ignored_prod_env(cookies):
     run(["git", "init", "-q"], cwd=project)
     run(["git", "add", "-A"], cwd=project)
     tracked = run(["git", "ls-files"], cwd=project).stdout.split()
-    generated = [f".envs/{name}.env" for name in ("prod", "db", "store")]
+    generated = [f".envs/{name}.env" for name in ("prod", "db", "store", "backup")]
     assert not set(generated) & set(tracked)
     assert ".envs/prod.env.example" in tracked and ".envs/dev.env" in tracked
     for path in project.rglob("*"):
@@ -348,6 +348,56 @@ def test_the_off_site_settings_are_written_empty_owner_only_and_git_ignored(cook
     run(["git", "add", "-A"], cwd=project)
     tracked = run(["git", "ls-files"], cwd=project).stdout.split()
     assert ".envs/offsite.env.example" in tracked and ".envs/offsite.env" not in tracked
+
+
+def hook_functions() -> dict:
+    """The post-gen hook's functions, loaded from its source (it is a Jinja template; its placeholders sit in
+    strings, so the source parses as it is)."""
+    source = (TEMPLATE / "hooks/post_gen_project.py").read_text().split("\ndef main()")[0]
+    namespace: dict = {}
+    exec(compile(source, "post_gen_project.py", "exec"), namespace)
+    return namespace
+
+
+def test_the_hooks_x25519_gives_rfc_7748s_keys():
+    """The backups' key pair is made by the hook's own X25519 (no package to lean on at bake time): RFC 7748's
+    section 6.1 vectors, both public keys and the shared secret. (The e2e tests check a baked pair with age.)"""
+    x25519 = hook_functions()["x25519"]
+    base = (9).to_bytes(32, "little")
+    alice = bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
+    bob = bytes.fromhex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb")
+    assert x25519(alice, base).hex() == "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+    assert x25519(bob, base).hex() == "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"
+    shared = "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742"
+    assert x25519(alice, x25519(bob, base)).hex() == x25519(bob, x25519(alice, base)).hex() == shared
+
+
+def test_the_backups_key_pair_is_fresh_and_only_its_public_half_goes_with_the_server_files(cookies):
+    """backup-identity.txt (the private key that decrypts the backups) is written owner-only beside the code for
+    the user to move into a password manager: never tracked, never in .envs/ (which goes to the server). The
+    server's backup.env holds the matching public key and the sealing key."""
+    project = bake(cookies, project_name="Key Keeper")
+    identity_file = project / "backup-identity.txt"
+    assert identity_file.stat().st_mode & 0o777 == 0o600
+    text = identity_file.read_text()
+    identity = re.search(r"(?m)^AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}$", text).group(0)
+    backup = env_file(project / ".envs/backup.env")
+    assert set(backup) == {"BACKUP_RECIPIENT", "BACKUP_AUTH_KEY"}
+    assert (project / ".envs/backup.env").stat().st_mode & 0o777 == 0o600
+    assert re.fullmatch(r"age1[02-9ac-hj-np-z]{58}", backup["BACKUP_RECIPIENT"])
+    assert f"# public key: {backup['BACKUP_RECIPIENT']}" in text
+    other = bake(cookies, project_name="Key Keeper Two")
+    assert identity not in (other / "backup-identity.txt").read_text()
+    assert env_file(other / ".envs/backup.env")["BACKUP_RECIPIENT"] != backup["BACKUP_RECIPIENT"]
+    run(["git", "init", "-q"], cwd=project)
+    run(["git", "add", "-A"], cwd=project)
+    tracked = run(["git", "ls-files"], cwd=project).stdout.split()
+    assert "backup-identity.txt" not in tracked and ".envs/backup.env" not in tracked
+    assert ".envs/backup.env.example" in tracked
+    for path in project.rglob("*"):
+        if path.is_file() and ".git" not in path.parts and path != identity_file:
+            assert identity not in path.read_text(errors="ignore"), f"the private key is in {path}"
+    assert "backup-identity.txt" in tomllib.loads((project / "pyproject.toml").read_text())["tool"]["cruft"]["skip"]
 
 
 def files_mentioning(project: Path, word: str) -> list[str]:
