@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -134,6 +135,12 @@ def bake(cookies, **context: str) -> Path:
     assert result.exception is None, f"bake failed: {result.exception}"
     assert result.exit_code == 0
     return Path(result.project_path)
+
+
+def postgres_major(project: Path) -> str:
+    """The PostgreSQL major a baked project's live stack runs (compose.prod.yaml's database image): the tag of
+    the backup image make build-live builds (<slug>-backup:pg<major>)."""
+    return re.search(r"(?m)^    image: postgres:(\d+)$", (project / "compose.prod.yaml").read_text()).group(1)
 
 
 def stack_name(name: str) -> str:

@@ -5,6 +5,9 @@ Needs a Docker engine (skipped without one, except under CI where that is a fail
 from __future__ import annotations
 
 import re
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 from test_e2e import DOMAIN, TIMEOUT, Browser, Project, engine_reachable, env_file, poll
@@ -13,6 +16,8 @@ from conftest import bake, clean_env, require, run, stack_name
 
 pytestmark = pytest.mark.e2e
 STAMP = r"\d{8}T\d{6}Z"
+# A backup's three files (backup.sh): its encrypted dump, its encrypted media, and its seal.
+BACKUP_FILE = rf"(db-{STAMP}\.dump\.age|media-{STAMP}\.tar\.gz\.age|seal-{STAMP}\.txt)"
 
 
 class BackupProject(Project):
@@ -27,8 +32,27 @@ class BackupProject(Project):
         return env if env.get("LIVE_PORT") is None else clean_env(**{**env, **self.settings})
 
     def backups(self) -> list[str]:
-        listing = self.live("exec", "-T", "-u", "postgres", "backup", "ls", "-1A", "/backups").stdout
+        listing = self.live("exec", "-T", "backup", "ls", "-1A", "/backups").stdout
         return sorted(listing.split())
+
+    def piped(self, data: bytes, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """A live compose command with DATA on its standard input (a key, a dump)."""
+        result = subprocess.run(
+            self.command("compose.prod.yaml", *args),
+            cwd=self.path,
+            env=self.env("compose.prod.yaml"),
+            input=data,
+            capture_output=True,
+            timeout=600,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(f"{' '.join(args)} exited {result.returncode}\n{result.stderr.decode()[-3000:]}")
+        return result
+
+    @property
+    def identity(self) -> bytes:
+        """The backups' private key, as the hook wrote it for the user to keep."""
+        return (self.path / "backup-identity.txt").read_bytes()
 
     def volume(self, name: str) -> str:
         return f"{self.slug}-live_{name}"
@@ -56,6 +80,8 @@ def scheduled(cookies_session):
     project = BackupProject(path, BACKUP_INTERVAL="3", BACKUP_KEEP_DAILY="2", BACKUP_KEEP_WEEKLY="2")
     project.remove()
     try:
+        # The backup service's image, as make build-live builds it (no app image is needed here).
+        run(["docker", "build", "--target", "backup", "-t", project.images["backup"], "."], cwd=path, timeout=900)
         # Something in the media volume before the first backup.
         project.live("up", "--no-start", "--no-deps", "db", "backup")
         run(
@@ -78,57 +104,70 @@ class TestScheduledBackups:
     def test_1_the_schedule_fires_and_retention_deletes_the_oldest(self, scheduled):
         # Two old backups in one ISO week (2025-W02): the weekly rule keeps its newest only.
         old = ("20250106T000000Z", "20250107T000000Z")
-        touch = [
-            f"/backups/{kind}-{stamp}.{ext}" for stamp in old for kind, ext in (("db", "dump"), ("media", "tar.gz"))
-        ]
-        scheduled.live("exec", "-T", "-u", "postgres", "backup", "touch", *touch)
+        kinds = (("db", "dump.age"), ("media", "tar.gz.age"), ("seal", "txt"))
+        touch = [f"/backups/{kind}-{stamp}.{ext}" for stamp in old for kind, ext in kinds]
+        scheduled.live("exec", "-T", "backup", "touch", *touch)
 
         def pruned():
             names = scheduled.backups()
             dumps = [n for n in names if n.startswith("db-")]
             recent = [n for n in dumps if not n.startswith("db-2025")]
-            return names if len(recent) == 2 and "db-20250106T000000Z.dump" not in names else None
+            return names if len(recent) == 2 and "db-20250106T000000Z.dump.age" not in names else None
 
         def taken():
-            return len(re.findall(rf"backup: OK db-{STAMP}\.dump", scheduled.logs("compose.prod.yaml", "backup"))) >= 4
+            logs = scheduled.logs("compose.prod.yaml", "backup")
+            return len(re.findall(rf"backup: OK db-{STAMP}\.dump\.age", logs)) >= 4
 
         poll(taken, 60, what="four scheduled backups")
         names = poll(pruned, 60, what="retention to leave two recent backups and one weekly")
-        assert "db-20250107T000000Z.dump" in names and "media-20250107T000000Z.tar.gz" in names
-        assert "media-20250106T000000Z.tar.gz" not in names
+        kept = {"db-20250107T000000Z.dump.age", "media-20250107T000000Z.tar.gz.age", "seal-20250107T000000Z.txt"}
+        assert kept <= set(names)
+        assert not {n for n in names if "20250106T000000Z" in n}, names
         for name in names:
-            assert re.fullmatch(rf"(db-{STAMP}\.dump|media-{STAMP}\.tar\.gz)", name), name
+            assert re.fullmatch(BACKUP_FILE, name), name
         logs = scheduled.logs("compose.prod.yaml", "backup")
-        assert "removed db-20250106T000000Z.dump" in logs
+        assert "removed db-20250106T000000Z.dump.age" in logs
         # The two recent ones kept are the newest: every older recent one was removed.
-        first = re.search(rf"backup: OK (db-{STAMP}\.dump)", logs).group(1)
+        first = re.search(rf"backup: OK (db-{STAMP}\.dump\.age)", logs).group(1)
         assert first not in names and f"removed {first}" in logs
 
-    def test_2_backups_are_real_and_private(self, scheduled):
+    def test_2_backups_are_encrypted_real_and_private(self, scheduled):
+        """Each backup is age-encrypted at rest (no dump, no password hash readable on the host), decrypts with
+        the baked private key alone into a real pg_dump archive and the media, and is root's, closed to others."""
         # One exec for every look at the newest backup: with a backup every 3 s and two kept, it is deleted
-        # seconds after it was taken, sooner than several execs on a busy machine would take.
+        # seconds after it was taken, sooner than several execs on a busy machine would take. The private key
+        # comes on standard input into the container's private /tmp, as make restore gives it.
         look = """
-            cd /backups && newest=$(ls db-2*.dump | grep -v '^db-2025' | tail -n 1) && stamp=${newest#db-} &&
-            echo "$newest" && pg_restore --list "$newest" && echo ---- &&
-            tar -xzOf "media-${stamp%.dump}.tar.gz" ./documents/kept.txt | sed 's/^/media: /' &&
-            stat -c '%a %U %n' /backups "/backups/$newest"
+            cat > /tmp/key && cd /backups && newest=$(ls db-2*.dump.age | grep -v '^db-2025' | tail -n 1) &&
+            stamp=${newest#db-} && stamp=${stamp%.dump.age} && echo "$newest" &&
+            head -c 21 "$newest" && echo && grep -c PGDMP "$newest" || true &&
+            age -d -i /tmp/key "$newest" | pg_restore --list && echo ---- &&
+            age -d -i /tmp/key "media-$stamp.tar.gz.age" | tar -xzOf - ./documents/kept.txt | sed 's/^/media: /' &&
+            stat -c '%a %U %n' /backups "/backups/$newest" "/backups/seal-$stamp.txt"
         """
-        output = scheduled.live("exec", "-T", "-u", "postgres", "backup", "sh", "-c", look).stdout
-        newest, rest = output.split("\n", 1)
-        assert re.fullmatch(rf"db-{STAMP}\.dump", newest), output[:600]
+        output = scheduled.piped(scheduled.identity, "exec", "-T", "backup", "sh", "-c", look).stdout.decode()
+        newest, header, plain, rest = output.split("\n", 3)
+        assert re.fullmatch(rf"db-{STAMP}\.dump\.age", newest), output[:600]
+        assert header == "age-encryption.org/v1" and plain == "0", "the dump on disk is not encrypted"
         listing, looked = rest.split("----\n", 1)
         assert "Format: CUSTOM" in listing and re.search(r"Compression: (gzip|[1-9])", listing), listing[:600]
-        assert looked.split("\n")[:3] == ["media: kept", "700 postgres /backups", f"600 postgres /backups/{newest}"], (
-            looked
-        )
+        stamp = newest[3:19]
+        assert looked.split("\n")[:4] == [
+            "media: kept",
+            "700 root /backups",
+            f"600 root /backups/{newest}",
+            f"600 root /backups/seal-{stamp}.txt",
+        ], looked
 
     def test_3_the_backup_service_is_locked_down(self, scheduled):
+        """No secret of the app's, no private key; root (the backups' owner) without a single capability."""
         secret_key = env_file(scheduled.path / ".envs/prod.env")["SECRET_KEY"]
         environment = scheduled.live("exec", "-T", "backup", "env").stdout
         assert secret_key not in environment and "DATABASE_URL" not in environment
+        assert "BACKUP_RECIPIENT=age1" in environment and "AGE-SECRET-KEY" not in environment
         status = scheduled.live("exec", "-T", "backup", "cat", "/proc/1/status").stdout
         fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
-        assert int(fields["CapEff"], 16) == 0 and fields["Uid"].split()[0] != "0"
+        assert fields["Uid"].split()[0] == "0" and int(fields["CapEff"], 16) == 0 and int(fields["CapBnd"], 16) == 0
         assert fields["NoNewPrivs"].strip() == "1"
         assert scheduled.live("exec", "-T", "backup", "touch", "/probe", check=False).returncode != 0
 
@@ -136,9 +175,7 @@ class TestScheduledBackups:
         assert scheduled.health("compose.prod.yaml", "backup") == "healthy"
         scheduled.live("stop", "db")
         try:
-            now = scheduled.live(
-                "exec", "-T", "-u", "postgres", "backup", "sh", "/usr/local/bin/backup.sh", "now", check=False
-            )
+            now = scheduled.live("exec", "-T", "backup", "sh", "/usr/local/bin/backup.sh", "now", check=False)
             assert now.returncode != 0
             assert re.search(r"backup: FAILED: pg_dump of \S+ on db failed", now.stdout + now.stderr), now
             poll(
@@ -155,7 +192,7 @@ class TestScheduledBackups:
             )
             # The loop keeps trying every 3 s, and each attempt's partial file lives until pg_dump gives up.
             poll(
-                lambda: not [n for n in scheduled.backups() if n.startswith(".")],
+                lambda: not [n for n in scheduled.backups() if n.endswith(".part")],
                 30,
                 what="no partial file left by a failed attempt",
             )
@@ -222,7 +259,49 @@ def restorable(cookies_session):
         # pg-upgrade leaves the old major's volume alone, and compose.prod.yaml no longer names it.
         run(["docker", "volume", "rm", "-f", *volumes], check=False)
         images = [f"{project.slug}-{image}:e2e" for image in ("app", "static", "offsite")]
+        # make build-live's backup image, and the one pg-upgrade built for 18.
+        images += [f"{project.slug}-backup:pg{major}" for major in (17, 18)]
         run(["docker", "rmi", "-f", *images], check=False)
+
+
+# What an attacker plants: a dump whose table's CHECK constraint calls a function that runs a program on the
+# database server (COPY ... TO PROGRAM: superusers only). It runs only outside the database it was made in, so
+# making it here runs nothing. Run in the db container; pg_dump's archive on stdout.
+EVIL_DUMP = r"""
+psql -q -U postgres -v ON_ERROR_STOP=1 -d postgres >/dev/null 2>&1 <<'SQL'
+DROP DATABASE IF EXISTS evil;
+CREATE DATABASE evil;
+\c evil
+CREATE FUNCTION pwn(x int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  IF current_database() <> 'evil' THEN
+    EXECUTE 'COPY (SELECT current_user) TO PROGRAM ''cat > /tmp/pwned''';
+  END IF;
+  RETURN true;
+END $$;
+CREATE TABLE planted (x int CHECK (pwn(x)));
+INSERT INTO planted VALUES (1);
+SQL
+pg_dump -U postgres -Fc evil
+"""
+
+# Seals a backup as backup.sh does (run in the backup container, in /backups, with the stamp as $1): with the
+# key in SEAL_KEY, or the stack's own BACKUP_AUTH_KEY.
+SEAL = r"""
+cd /backups && for f in db-$1.dump.age media-$1.tar.gz.age; do
+  printf '%s  %s\n' "$(sha256sum < "$f" | cut -d ' ' -f 1)" "$f"
+done > /tmp/sums
+export BACKUP_AUTH_KEY="${SEAL_KEY:-$BACKUP_AUTH_KEY}"
+mac=$(perl -MDigest::SHA=hmac_sha256_hex -e 'local $/; print hmac_sha256_hex(<STDIN>, $ENV{BACKUP_AUTH_KEY})' \
+  </tmp/sums)
+{ cat /tmp/sums; echo "hmac-sha256 $mac"; } > "seal-$1.txt"
+"""
+
+
+def seal(project: BackupProject, stamp: str, key: str | None = None) -> None:
+    """Seal the backup STAMP in the stack's /backups, with KEY or with the stack's own key."""
+    env = ["-e", f"SEAL_KEY={key}"] if key else []
+    project.live("exec", "-T", *env, "backup", "sh", "-c", SEAL, "seal", stamp)
 
 
 class TestRestore:
@@ -233,7 +312,7 @@ class TestRestore:
         before = documents(Browser(project.live_port))
         assert set(before) == {"Kept row one", "Kept row two"}, before
         taken = project.make("backup")
-        name = re.search(rf"OK (db-{STAMP}\.dump)", taken.output).group(1)
+        name = re.search(rf"OK (db-{STAMP}\.dump\.age)", taken.output).group(1)
         assert name in project.make("backups").output
 
         project.live("down", "-v", "--timeout", "5")
@@ -258,35 +337,116 @@ class TestRestore:
         assert "Nothing was changed. To go ahead: make restore NAME=latest CONFIRM=yes" in refused.output
         assert documents(Browser(restorable.live_port)) == before
 
-    def test_3_missing_and_corrupt_backups_are_refused_and_nothing_changes(self, restorable):
+    def test_3_planted_altered_and_unreadable_backups_are_refused_and_nothing_changes(self, restorable):
+        """Each way a backup can be bad, refused with a message that says why, before anything stops."""
         project = restorable
         browser = login(project)
         before = documents(browser)
-        name = project.make("backups").output.split("db-", 1)[1].split()[0]
-        stamp = name.removesuffix(".dump")
-        # A file of garbage, and the newest backup cut in half, each beside a good media archive.
-        fake = (
-            "cd /backups && echo garbage > db-20000101T000000Z.dump"
-            f" && cp media-{stamp}.tar.gz media-20000101T000000Z.tar.gz"
-            f" && head -c $(($(stat -c %s db-{stamp}.dump) / 2)) db-{stamp}.dump > db-20000102T000000Z.dump"
-            f" && cp media-{stamp}.tar.gz media-20000102T000000Z.tar.gz"
+        name = re.search(rf"db-{STAMP}\.dump\.age", project.make("backups").output).group(0)
+        stamp = name[3:19]
+
+        def copy(to: str, kinds: str = "db-X.dump.age media-X.tar.gz.age seal-X.txt") -> str:
+            return f"for k in {kinds}; do cp $(echo $k | sed s/X/{stamp}/) $(echo $k | sed s/X/{to}/); done"
+
+        # As an intruder with write access to /backups (or the bucket) would leave them: a file encrypted to the
+        # public key without a seal; the newest backup cut in half beside a copy of its seal; a whole backup
+        # under another name (its seal names the other stamp's files); a copy re-sealed with another key.
+        bad = (
+            "cd /backups && echo garbage | age -r $BACKUP_RECIPIENT -o db-20000101T000000Z.dump.age"
+            f" && cp media-{stamp}.tar.gz.age media-20000101T000000Z.tar.gz.age"
+            f" && {copy('20000102T000000Z')} && head -c $(($(stat -c %s db-{stamp}.dump.age) / 2))"
+            f" db-{stamp}.dump.age > db-20000102T000000Z.dump.age"
+            f" && {copy('20000103T000000Z')} && {copy('20000104T000000Z', 'db-X.dump.age media-X.tar.gz.age')}"
         )
-        project.live("exec", "-T", "-u", "postgres", "backup", "sh", "-c", fake)
+        project.live("exec", "-T", "backup", "sh", "-c", bad)
+        seal(project, "20000104T000000Z", key="not-this-stacks-key")
         app = project.inspect(project.container("compose.prod.yaml", "app"))["State"]["StartedAt"]
-        corrupt = "is not a complete pg_dump archive (corrupt or truncated)"
+        altered = "is not the file this stack sealed (altered, truncated or swapped since). Refused"
         cases = {
-            "db-19990101T000000Z.dump": "no backup db-19990101T000000Z.dump in /backups (make backups lists them)",
-            "db-20000101T000000Z.dump": f"db-20000101T000000Z.dump {corrupt}",
-            "20000102T000000Z": f"db-20000102T000000Z.dump {corrupt}",
+            "db-19990101T000000Z.dump.age": "no backup db-19990101T000000Z.dump.age in /backups (make backups lists",
+            "db-20000101T000000Z.dump.age": "db-20000101T000000Z.dump.age has no seal (seal-20000101T000000Z.txt)",
+            "20000102T000000Z": f"media-20000102T000000Z.tar.gz.age {altered}",
+            "db-20000103T000000Z.dump": f"media-20000103T000000Z.tar.gz.age {altered}",
+            "20000104T000000Z": "seal was not made with this stack's BACKUP_AUTH_KEY (planted, or sealed elsewhere)",
+            # Not a backup's name: refused before a shell or a path sees it.
+            "x;touch /tmp/pwned": "NAME=x;touch /tmp/pwned is not a backup's name",
+            "../../etc/passwd": "NAME=../../etc/passwd is not a backup's name",
         }
-        for bad, message in cases.items():
-            result = project.make("restore", f"NAME={bad}", "CONFIRM=yes", check=False)
-            assert result.returncode != 0 and message in result.output, result.output[-3000:]
-            assert "nothing was changed" in result.output
+        for bad_name, message in cases.items():
+            result = project.make("restore", f"NAME={bad_name}", "CONFIRM=yes", check=False)
+            assert result.returncode != 0 and message in result.output, (bad_name, result.output[-3000:])
+            assert "othing was changed" in result.output
+        assert not (project.path / "pwned").exists() and not Path("/tmp/pwned").exists()
+        # The private key: missing, or another pair's.
+        missing = project.make("restore", "CONFIRM=yes", "BACKUP_IDENTITY=/nowhere/key.txt", check=False)
+        assert missing.returncode != 0
+        assert "the backups' private key is missing: BACKUP_IDENTITY=/nowhere/key.txt is no readable file" in (
+            missing.output
+        )
+        other = project.path.parent / f"{project.slug}-other-identity.txt"
+        other.write_bytes(project.piped(b"", "exec", "-T", "backup", "age-keygen").stdout)
+        wrong = project.make("restore", f"NAME={name}", "CONFIRM=yes", f"BACKUP_IDENTITY={other}", check=False)
+        assert wrong.returncode != 0 and f"the private key given does not decrypt {name}" in wrong.output
         assert project.inspect(project.container("compose.prod.yaml", "app"))["State"]["StartedAt"] == app, (
             "a refused restore should not stop the app"
         )
         assert documents(browser) == before and browser.get("/readyz").status_code == 200
+        project.live("exec", "-T", "backup", "sh", "-c", "rm -f /backups/*-2000010[1-4]T000000Z.*")
+
+    def test_3b_a_dump_that_runs_code_as_the_superuser_is_neither_restored_nor_run(self, restorable):
+        """Issue #20's exploit: a dump whose table's CHECK constraint calls a function that runs COPY ... TO
+        PROGRAM. Restored as the superuser (as make restore restored before) it runs a command in the database's
+        container; planted as the newest backup, or dated in the future, it is refused; and even sealed with the
+        stack's own key (as if that leaked), the restore runs as the app's role and the command never runs."""
+        project = restorable
+        browser = login(project)
+        before = documents(browser)
+        evil = project.piped(EVIL_DUMP.encode(), "exec", "-T", "db", "sh").stdout
+        assert evil.startswith(b"PGDMP"), evil[:200]
+
+        # First, the attack working: pg_restore as the superuser runs the command (as postgres).
+        restore_as_superuser = (
+            "createdb -U postgres scratch && pg_restore -U postgres -d scratch; cat /tmp/pwned;"
+            " rm -f /tmp/pwned; dropdb -U postgres scratch"
+        )
+        worked = project.piped(evil, "exec", "-T", "db", "sh", "-c", restore_as_superuser).stdout.decode()
+        assert worked.strip() == "postgres", worked
+
+        def plant(stamp: str) -> None:
+            """The dump and an empty media archive, encrypted to the stack's public key, as anyone can."""
+            script = (
+                f"cd /backups && age -r $BACKUP_RECIPIENT -o db-{stamp}.dump.age"
+                f" && tar -czf - -T /dev/null | age -r $BACKUP_RECIPIENT -o media-{stamp}.tar.gz.age"
+            )
+            project.piped(evil, "exec", "-T", "backup", "sh", "-c", script)
+
+        def pwned() -> bool:
+            return project.live("exec", "-T", "db", "ls", "/tmp/pwned", check=False).returncode == 0
+
+        soon = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() + 60))
+        plant("29991231T000000Z")  # the trick that worked before: the highest name is "latest"
+        plant(soon)  # the newest real-looking one, sealed with a key the attacker guessed
+        seal(project, soon, key="an-attackers-guess")
+        assert "ignored: db-29991231T000000Z.dump.age (dated in the future" in project.make("backups").output
+        refused = project.make("restore", "CONFIRM=yes", check=False)  # NAME=latest
+        assert refused.returncode != 0, refused.output[-3000:]
+        assert f"db-{soon}.dump.age's seal was not made with this stack's BACKUP_AUTH_KEY" in refused.output
+        future = project.make("restore", "NAME=db-29991231T000000Z.dump.age", "CONFIRM=yes", check=False)
+        assert future.returncode != 0 and "has no seal" in future.output, future.output[-3000:]
+        assert not pwned() and documents(browser) == before
+
+        # A leaked sealing key: the seal holds, and the restore itself, as the app's role, stops the attack.
+        seal(project, soon)
+        leaked = project.make("restore", "CONFIRM=yes", check=False, timeout=TIMEOUT + 300)
+        assert leaked.returncode != 0, leaked.output[-3000:]
+        assert 'only roles with privileges of the "pg_execute_server_program" role' in leaked.output.lower()
+        assert "the live database was not changed" in leaked.output
+        assert not pwned(), "the planted dump ran a command in the database's container"
+        browser = login(project)
+        assert browser and documents(browser) == before
+        for service in ("app", "nginx", "backup", "db"):
+            assert project.health("compose.prod.yaml", service) == "healthy", service
+        project.live("exec", "-T", "backup", "sh", "-c", f"rm -f /backups/*-29991231T000000Z.* /backups/*-{soon}.*")
 
     def test_4_pg_upgrade_moves_the_data_from_17_to_18_and_keeps_the_old_volume(self, restorable):
         """Part 3: make pg-upgrade; bad input first (nothing changes), then 17 to 18 for real."""
@@ -460,22 +620,21 @@ class TestOffsite:
         assert "Off-site row" in before
 
         taken = project.make("backup")
-        name = re.search(rf"OK (db-{STAMP}\.dump)", taken.output).group(1)
-        stamp = name[3:-5]
+        name = re.search(rf"OK (db-{STAMP}\.dump\.age)", taken.output).group(1)
+        stamp = name[3:19]
+        files = {name, f"media-{stamp}.tar.gz.age", f"seal-{stamp}.txt"}
         # make backup copies it at once, unless the offsite service's own loop (it looks every 10 s) was quicker.
-        copied = f"copied {name} and media-{stamp}.tar.gz to s3://{BUCKET}/{PREFIX}/"
+        copied = f"copied {name}, media-{stamp}.tar.gz.age and seal-{stamp}.txt to s3://{BUCKET}/{PREFIX}/"
         assert copied in taken.output or "nothing new to copy" in taken.output, taken.output[-3000:]
 
         def both_copied():
             objects = storage.objects()
-            return objects if {f"{PREFIX}/{name}", f"{PREFIX}/media-{stamp}.tar.gz"} <= objects.keys() else None
+            return objects if {f"{PREFIX}/{file}" for file in files} <= objects.keys() else None
 
         objects = poll(both_copied, 60, what=f"{name} and its media archive in the bucket")
         local = {
             line.split()[-1]: int(line.split()[4])
-            for line in project.live(
-                "exec", "-T", "-u", "postgres", "backup", "ls", "-ln", "/backups"
-            ).stdout.splitlines()
+            for line in project.live("exec", "-T", "backup", "ls", "-ln", "/backups").stdout.splitlines()
             if stamp in line
         }
         assert {f"{PREFIX}/{n}": size for n, size in local.items()} == {
@@ -483,8 +642,8 @@ class TestOffsite:
         }, objects
         assert f"{name}\t" in project.make("backups").output.split(f"off-site, s3://{BUCKET}/{PREFIX}/:")[1]
         # A backup the schedule takes (not make backup) is copied by the offsite service by itself.
-        project.live("exec", "-T", "-u", "postgres", "backup", "sh", "/usr/local/bin/backup.sh", "now")
-        scheduled = project.backups()[-1]
+        project.live("exec", "-T", "backup", "sh", "/usr/local/bin/backup.sh", "now")
+        scheduled = [n for n in project.backups() if n.startswith("db-")][-1]
         poll(lambda: f"{PREFIX}/{scheduled}" in storage.objects(), 60, what=f"{scheduled} to be copied off-site")
 
         # The host loses everything: the backups folder and every volume.
@@ -498,13 +657,14 @@ class TestOffsite:
         assert name not in project.backups()
 
         restored = project.make("restore", f"NAME={name}", "CONFIRM=yes", timeout=TIMEOUT + 300)
-        assert f"fetching {name} and media-{stamp}.tar.gz from s3://{BUCKET}/{PREFIX}/" in restored.output
+        fetched = f"fetching {name}, media-{stamp}.tar.gz.age and seal-{stamp}.txt from s3://{BUCKET}/{PREFIX}/"
+        assert fetched in restored.output
         assert f"restored {name}" in restored.output
         browser = login(project)
         assert browser, "the admin's login should be back"
         assert documents(browser) == before
         assert {title: browser.get(link).content for title, link in before.items()} == contents
-        assert name in project.backups() and f"media-{stamp}.tar.gz" in project.backups()
+        assert files <= set(project.backups())
         for service in ("app", "nginx", "backup", "offsite", "db"):
             assert project.health("compose.prod.yaml", service) == "healthy", service
 
@@ -520,7 +680,8 @@ class TestOffsite:
         )
         status = project.live("exec", "-T", "offsite", "cat", "/proc/1/status").stdout
         fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
-        assert int(fields["CapEff"], 16) == 0 and fields["Uid"].split()[0] != "0"
+        # Root, the backups' owner, without any capability (like the backup service).
+        assert int(fields["CapEff"], 16) == 0 and int(fields["CapBnd"], 16) == 0 and fields["Uid"].split()[0] == "0"
         assert fields["NoNewPrivs"].strip() == "1"
         assert project.live("exec", "-T", "offsite", "touch", "/probe", check=False).returncode != 0
 
@@ -552,7 +713,7 @@ class TestOffsite:
             assert (
                 "The local backup is kept in /backups" in taken.output or "The local backups are kept" in taken.output
             )
-            name = re.search(rf"OK (db-{STAMP}\.dump)", taken.output).group(1)
+            name = re.search(rf"OK (db-{STAMP}\.dump\.age)", taken.output).group(1)
             listed = project.make("backups", check=False)
             assert listed.returncode != 0 and name in listed.output.split("off-site")[0], (case, listed.output)
             assert storage.objects() == copies, "nothing reached the bucket, nothing left it"
@@ -588,6 +749,6 @@ class TestOffsite:
 
         # FROM=offsite takes the off-site copy even when the backup is here too.
         restored = project.make("restore", f"NAME={newest}", "FROM=offsite", "CONFIRM=yes", timeout=TIMEOUT + 300)
-        assert f"fetching {newest} and media-" in restored.output and f"restored {newest}" in restored.output
+        assert f"fetching {newest}, media-" in restored.output and f"restored {newest}" in restored.output
         browser = login(project)
         assert browser and documents(browser) == before

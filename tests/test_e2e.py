@@ -24,7 +24,7 @@ import pytest
 import requests
 
 import pythons
-from conftest import bake, clean_env, require, run, stack_name
+from conftest import bake, clean_env, postgres_major, require, run, stack_name
 
 pytestmark = pytest.mark.e2e
 DOMAIN = "shop.example.com"
@@ -193,6 +193,8 @@ class Project:
             "applayer": f"{self.slug}-app:e2e",
             "staticlayer": f"{self.slug}-static:e2e",
             "offsite": f"{self.slug}-offsite:e2e",  # built by make build-live too
+            # make build-live's image for the backup service: PostgreSQL's image of the project's major with age.
+            "backup": f"{self.slug}-backup:pg{postgres_major(path)}",
         }
 
     def env(self, file: str | tuple[str, ...]) -> dict[str, str]:
@@ -343,7 +345,10 @@ class StackChecks(Stack):
             ["docker", "run", "--rm", "--entrypoint", "find", project.images["applayer"], "/app", "-type", "f"]
         ).stdout.split()
         assert "/app/manage.py" in files and f"/app/{project.slug}/models.py" in files
-        leaked = [path for path in files if path.rsplit("/", 1)[1] in {*STRAYS, "prod.env"} or "/.envs" in path]
+        # Nor the private key that decrypts the backups (the hook writes it beside the code, for the user to move).
+        assert (project.path / "backup-identity.txt").exists()
+        secret_names = {*STRAYS, "prod.env", "backup-identity.txt"}
+        leaked = [path for path in files if path.rsplit("/", 1)[1] in secret_names or "/.envs" in path]
         assert leaked == [], f"secrets in the app image: {leaked}"
 
     def test_2_development_stack_serves_and_reloads_on_edit(self, project):

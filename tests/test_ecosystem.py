@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, TEMPLATE, bake, clean_env, load_yaml, require, run, stack_name, tool
+from conftest import BIN, TEMPLATE, bake, clean_env, load_yaml, postgres_major, require, run, stack_name, tool
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test",
@@ -172,6 +172,7 @@ def test_makefile_docker_targets_work_on_a_fresh_bake(cookies):
             down = ["docker", "compose", *files, "down", "-v", "--rmi", "local", "--timeout", "5"]
             run(down, cwd=project, env=live_env, check=False)
         run(["docker", "rmi", *(f"{project.name}-{image}:make" for image in ("app", "static", "offsite"))], check=False)
+        run(["docker", "rmi", f"{project.name}-backup:pg{postgres_major(project)}"], check=False)
 
 
 def test_the_readme_bakes_its_first_project_beside_the_checkout_not_inside_it(tmp_path):

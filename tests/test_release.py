@@ -149,7 +149,7 @@ class ReleaseProject(Project):
 
     def remove(self) -> None:
         self.live("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
-        run(["docker", "rmi", "-f", *self.tags()], check=False)
+        run(["docker", "rmi", "-f", *self.tags(), self.images["backup"]], check=False)
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +292,7 @@ class TestRelease:
         """make backup and make backups without TAG use the images of the running tag (v1 since the rollback),
         not git describe's default (here: latest, which no image has)."""
         taken = released.make("backup")
-        name = re.search(r"backup: OK (db-\d{8}T\d{6}Z\.dump)", taken.output)
+        name = re.search(r"backup: OK (db-\d{8}T\d{6}Z\.dump\.age)", taken.output)
         assert name and ":latest" not in taken.output, taken.output[-3000:]
         assert f"{name.group(1)}\t" in released.make("backups").output
 

@@ -1,15 +1,22 @@
 #!/bin/sh
-# Backups of the live stack, run by compose.prod.yaml's backup service (postgres image: the same major's
-# pg_dump). Each backup is a pair in /backups: db-<UTC time>.dump (pg_dump's custom format, compressed)
-# and media-<UTC time>.tar.gz. Readable by their owner only.
+# Backups of the live stack, run by compose.prod.yaml's backup service (the Dockerfile's backup target: the
+# database's own image, so pg_dump matches its major, with age). Each backup is three files in /backups:
+#   db-<UTC time>.dump.age      pg_dump's custom format, encrypted to BACKUP_RECIPIENT (age)
+#   media-<UTC time>.tar.gz.age the media, encrypted the same way
+#   seal-<UTC time>.txt         their SHA-256 sums and an HMAC of them with BACKUP_AUTH_KEY
+# Only the private key (backup-identity.txt, kept off the server) decrypts them, and a restore takes only a
+# backup whose seal this stack made: a file planted in /backups or in the bucket is refused before anything
+# stops. Owned by root (the service runs as root without any capability), readable by root only.
 #
 #   backup.sh loop    take a backup whenever BACKUP_INTERVAL seconds have passed since the newest one
 #   backup.sh now     take one backup now; exits non-zero when it fails
 #   backup.sh list    the backups, newest first
 #   backup.sh health  the healthcheck: did the last attempt succeed, and its off-site copy (offsite.sh)?
-#   backup.sh verify NAME      read the whole backup NAME (db-<time>.dump, <time> or latest) without restoring
-#   backup.sh restore-db NAME  restore its database into a new one, then swap it in place of the live one
+# These read the private key on standard input (make restore gives it backup-identity.txt):
+#   backup.sh verify NAME      check NAME's seal and decrypt and read all of it, without restoring
+#   backup.sh restore-db NAME  restore its database into a new one as the app's role, then swap it in
 #   backup.sh media-out NAME   write its media archive to stdout (the app's container unpacks it: its files)
+# NAME: db-<time>.dump.age (or db-<time>.dump), <time>, or latest (the newest not dated in the future).
 set -eu
 umask 077
 
@@ -19,18 +26,49 @@ INTERVAL=${BACKUP_INTERVAL:-86400}
 KEEP_DAILY=${BACKUP_KEEP_DAILY:-7}
 KEEP_WEEKLY=${BACKUP_KEEP_WEEKLY:-4}
 STATUS=/tmp/backup.status
-# libpq's variables, from the superuser's settings in db.env.
+IDENTITY=/tmp/identity
+# libpq's variables, from the superuser's settings in db.env: pg_dump, and the databases' creation and swap.
+# The restore itself connects as the app's role (restore_db).
 export PGHOST="${PGHOST:-db}" PGUSER="${PGUSER:-$POSTGRES_USER}" PGPASSWORD="${PGPASSWORD:-$POSTGRES_PASSWORD}"
 export PGDATABASE="${PGDATABASE:-$POSTGRES_DB}"
 
-# The healthcheck runs as root without capabilities: the status file (no secret in it) is readable by all.
+# The healthcheck runs as another process: the status file (no secret in it) is readable by all.
 status() { (umask 022 && echo "$*" >"$STATUS"); }
 
 log() { printf '%s backup: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 
-# The timestamps of the backups, newest first (a database dump is what makes a backup).
+die() {
+  log "$*" >&2
+  exit 1
+}
+
+# A backup's time stamp, and the newest one a backup may carry: a few minutes of clock skew, never the future
+# (a file named db-29991231T000000Z.dump.age must not become "latest").
+STAMP_RE='[0-9]\{8\}T[0-9]\{6\}Z'
+not_after() { date -u -d '+5 minutes' +%Y%m%dT%H%M%SZ; }
+
+# The timestamps of the backups, newest first (an encrypted database dump is what makes a backup); those dated
+# in the future are left out.
 stamps() {
-  find "$DIR" -maxdepth 1 -name 'db-*.dump' | sed -n 's|.*/db-\([0-9]\{8\}T[0-9]\{6\}Z\)\.dump$|\1|p' | sort -r
+  limit=$(not_after)
+  find "$DIR" -maxdepth 1 -name 'db-*.dump.age' | sed -n "s|.*/db-\($STAMP_RE\)\.dump\.age\$|\1|p" | sort -r |
+    awk -v limit="$limit" '$0 <= limit'
+}
+
+# Refuses a folder that is not root's: an older version left it to the postgres image's uid, which may be
+# another user's on the host.
+own_folder() {
+  owner=$(stat -c %u "$DIR")
+  [ "$owner" = 0 ] || die "$DIR (BACKUP_PATH on the host) belongs to uid $owner, not root: on the host, run" \
+    "sudo chown -R root:root <BACKUP_PATH> (./backups by default), then start the backup service again"
+  chmod 700 "$DIR"
+}
+
+need() {
+  for name in "$@"; do
+    eval "[ -n \"\${$name:-}\" ]" ||
+      die "$name is not set: it belongs in .envs/backup.env (the template wrote it; README, \"Backups and restore\")"
+  done
 }
 
 # Keep the newest KEEP_DAILY backups, and the newest of each of the last KEEP_WEEKLY ISO weeks.
@@ -45,30 +83,51 @@ prune() {
   )
   for stamp in $all; do
     if ! printf '%s\n' "$keep" | grep -qx "$stamp"; then
-      rm -f "$DIR/db-$stamp.dump" "$DIR/media-$stamp.tar.gz"
-      log "removed db-$stamp.dump (retention: $KEEP_DAILY last, $KEEP_WEEKLY weekly)"
+      rm -f "$DIR/db-$stamp.dump.age" "$DIR/media-$stamp.tar.gz.age" "$DIR/seal-$stamp.txt"
+      log "removed db-$stamp.dump.age (retention: $KEEP_DAILY last, $KEEP_WEEKLY weekly)"
     fi
   done
 }
 
-# Written under temporary names and renamed when complete, so a failed attempt leaves no backup behind.
+# HMAC-SHA256 of standard input with BACKUP_AUTH_KEY (from the environment: never on a command line).
+hmac() { perl -MDigest::SHA=hmac_sha256_hex -e 'local $/; print hmac_sha256_hex(<STDIN>, $ENV{BACKUP_AUTH_KEY})'; }
+
+# The sums a seal records for STAMP, read from the files at PREFIX (the finished names, or the .part ones).
+sums() {
+  for file in "db-$1.dump.age" "media-$1.tar.gz.age"; do
+    printf '%s  %s\n' "$(sha256sum <"$DIR/$2$file$3" | cut -d ' ' -f 1)" "$file"
+  done
+}
+
+# Encrypted as they are written, under temporary names, and renamed once complete and sealed (the database
+# dump last: it is what makes a backup), so a failed attempt leaves no backup behind.
 backup_now() {
-  chmod 700 "$DIR"
+  own_folder
+  need BACKUP_RECIPIENT BACKUP_AUTH_KEY
   stamp=$(date -u +%Y%m%dT%H%M%SZ)
   started=$(date +%s)
-  if ! pg_dump --format=custom --compress=6 --file="$DIR/.db-$stamp.dump.part"; then
-    rm -f "$DIR/.db-$stamp.dump.part"
+  rm -f /tmp/failed
+  { pg_dump --format=custom --compress=6 || touch /tmp/failed; } |
+    age --encrypt --recipient "$BACKUP_RECIPIENT" --output "$DIR/.db-$stamp.dump.age.part" || touch /tmp/failed
+  if [ -e /tmp/failed ]; then
+    rm -f "$DIR/.db-$stamp.dump.age.part"
     fail "pg_dump of $PGDATABASE on $PGHOST failed"
     return 1
   fi
-  if ! tar -czf "$DIR/.media-$stamp.tar.gz.part" -C "$MEDIA" .; then
-    rm -f "$DIR/.db-$stamp.dump.part" "$DIR/.media-$stamp.tar.gz.part"
+  { tar -czf - -C "$MEDIA" . || touch /tmp/failed; } |
+    age --encrypt --recipient "$BACKUP_RECIPIENT" --output "$DIR/.media-$stamp.tar.gz.age.part" || touch /tmp/failed
+  if [ -e /tmp/failed ]; then
+    rm -f "$DIR/.db-$stamp.dump.age.part" "$DIR/.media-$stamp.tar.gz.age.part"
     fail "archiving $MEDIA failed"
     return 1
   fi
-  mv "$DIR/.media-$stamp.tar.gz.part" "$DIR/media-$stamp.tar.gz"
-  mv "$DIR/.db-$stamp.dump.part" "$DIR/db-$stamp.dump"
-  log "OK db-$stamp.dump ($(stat -c %s "$DIR/db-$stamp.dump") bytes) and media-$stamp.tar.gz in $(($(date +%s) - started))s"
+  sums "$stamp" . .part >"$DIR/.seal-$stamp.txt.part"
+  printf 'hmac-sha256 %s\n' "$(hmac <"$DIR/.seal-$stamp.txt.part")" >>"$DIR/.seal-$stamp.txt.part"
+  mv "$DIR/.seal-$stamp.txt.part" "$DIR/seal-$stamp.txt"
+  mv "$DIR/.media-$stamp.tar.gz.age.part" "$DIR/media-$stamp.tar.gz.age"
+  mv "$DIR/.db-$stamp.dump.age.part" "$DIR/db-$stamp.dump.age"
+  log "OK db-$stamp.dump.age ($(stat -c %s "$DIR/db-$stamp.dump.age") bytes) and media-$stamp.tar.gz.age," \
+    "encrypted and sealed, in $(($(date +%s) - started))s"
   status "ok $stamp"
   prune
 }
@@ -80,16 +139,17 @@ fail() {
 }
 
 # Seconds since the newest backup was taken (its file's age), or -1 when there is none.
-age() {
+age_of_newest() {
   newest=$(stamps | head -n 1)
-  if [ -z "$newest" ]; then echo -1; else echo $(($(date +%s) - $(stat -c %Y "$DIR/db-$newest.dump"))); fi
+  if [ -z "$newest" ]; then echo -1; else echo $(($(date +%s) - $(stat -c %Y "$DIR/db-$newest.dump.age"))); fi
 }
 
 loop() {
-  chmod 700 "$DIR"
+  own_folder
+  need BACKUP_RECIPIENT BACKUP_AUTH_KEY
   log "every ${INTERVAL}s into $DIR, keeping the last $KEEP_DAILY and $KEEP_WEEKLY weekly"
   while :; do
-    since=$(age)
+    since=$(age_of_newest)
     if [ "$since" -lt 0 ] || [ "$since" -ge "$INTERVAL" ]; then
       # After a failure, try again sooner than a whole interval (at most every 5 minutes).
       if backup_now; then wait=$INTERVAL; else wait=$((INTERVAL < 300 ? INTERVAL : 300)); fi
@@ -101,72 +161,141 @@ loop() {
   done
 }
 
-die() {
-  log "$*" >&2
-  exit 1
-}
-
-# NAME (db-<time>.dump, media-<time>.tar.gz, <time>, or latest/empty) to the backup's time stamp.
+# NAME to the backup's time stamp. Anything but a backup's name is refused before it is used anywhere.
 resolve() {
   case "${1:-latest}" in
-    latest) stamp=$(stamps | head -n 1) ;;
+    latest)
+      stamp=$(stamps | head -n 1)
+      [ -n "$stamp" ] || die "no backup in $DIR yet: take one with make backup. Nothing was changed"
+      return 0
+      ;;
+    db-*.dump.age) stamp=${1#db-} stamp=${stamp%.dump.age} ;;
     db-*.dump) stamp=${1#db-} stamp=${stamp%.dump} ;;
-    media-*.tar.gz) stamp=${1#media-} stamp=${stamp%.tar.gz} ;;
     *) stamp=$1 ;;
   esac
-  [ -n "$stamp" ] || die "no backup in $DIR yet: take one with make backup"
-  [ -f "$DIR/db-$stamp.dump" ] || die "no backup db-$stamp.dump in $DIR (make backups lists them): nothing was changed"
-  [ -f "$DIR/media-$stamp.tar.gz" ] || die "media-$stamp.tar.gz is missing beside db-$stamp.dump: nothing was changed"
+  printf '%s\n' "$stamp" | grep -qx "$STAMP_RE" ||
+    die "NAME=$1 is not a backup's name (db-<time>.dump.age, <time> or latest; make backups lists them):" \
+      "nothing was changed"
+  [ -f "$DIR/db-$stamp.dump.age" ] ||
+    die "no backup db-$stamp.dump.age in $DIR (make backups lists them): nothing was changed"
+  [ -f "$DIR/media-$stamp.tar.gz.age" ] ||
+    die "media-$stamp.tar.gz.age is missing beside db-$stamp.dump.age: nothing was changed"
 }
 
-# Reads every byte (pg_restore to /dev/null, gzip -t), so a truncated or corrupt file is found before
+# The seal: the files are the ones this stack sealed, with this stack's BACKUP_AUTH_KEY. Says which of the
+# three ways a backup fails it, before anything is decrypted.
+check_seal() {
+  need BACKUP_AUTH_KEY
+  seal="$DIR/seal-$stamp.txt"
+  [ -f "$seal" ] || die "db-$stamp.dump.age has no seal (seal-$stamp.txt): this stack did not make it" \
+    "(planted, or taken before backups were sealed: README). Refused: nothing was changed"
+  recorded=$(sed -n 's/^hmac-sha256 \([0-9a-f]\{64\}\)$/\1/p' "$seal")
+  [ "$(grep -v '^hmac-sha256 ' "$seal" | hmac)" = "$recorded" ] ||
+    die "db-$stamp.dump.age's seal was not made with this stack's BACKUP_AUTH_KEY (planted, or sealed elsewhere)." \
+      "Refused: nothing was changed"
+  [ "$(sums "$stamp" "" "")" = "$(grep -v '^hmac-sha256 ' "$seal")" ] ||
+    die "db-$stamp.dump.age or media-$stamp.tar.gz.age is not the file this stack sealed (altered, truncated or" \
+      "swapped since). Refused: nothing was changed"
+}
+
+# The private key, from standard input, into this container's private /tmp (memory) for its few commands.
+read_identity() {
+  cat >"$IDENTITY"
+  grep -q '^AGE-SECRET-KEY-1' "$IDENTITY" ||
+    die "no private key on standard input: make restore gives it the file BACKUP_IDENTITY names" \
+      "(backup-identity.txt, which the template wrote and you keep off the server). Nothing was changed"
+}
+
+# age -d of FILE to stdout; its failure is told apart from the reader's.
+decrypt() {
+  age --decrypt --identity "$IDENTITY" "$DIR/$1" 2>/tmp/age.err || {
+    touch /tmp/failed
+    case $(cat /tmp/age.err) in
+      *"no identity matched"*) log "the private key given does not decrypt $1: it is not the key pair of" \
+        ".envs/backup.env's BACKUP_RECIPIENT (use the backup-identity.txt baked with this project)" >&2 ;;
+      *) cat /tmp/age.err >&2 ;;
+    esac
+  }
+}
+
+# Reads every byte (pg_restore to /dev/null, tar -t), so a corrupt file or a wrong key is found before
 # anything is stopped or replaced.
 verify() {
   resolve "$1"
-  pg_restore --file=/dev/null "$DIR/db-$stamp.dump" ||
-    die "db-$stamp.dump is not a complete pg_dump archive (corrupt or truncated): nothing was changed"
-  tar -tzf "$DIR/media-$stamp.tar.gz" >/dev/null ||
-    die "media-$stamp.tar.gz is not a complete archive (corrupt or truncated): nothing was changed"
-  log "db-$stamp.dump and media-$stamp.tar.gz are complete"
+  check_seal
+  read_identity
+  rm -f /tmp/failed
+  decrypt "db-$stamp.dump.age" | pg_restore --file=/dev/null 2>/dev/null || touch /tmp/failed
+  [ ! -e /tmp/failed ] ||
+    die "db-$stamp.dump.age could not be decrypted and read as a pg_dump archive: nothing was changed"
+  decrypt "media-$stamp.tar.gz.age" | tar -tzf - >/dev/null || touch /tmp/failed
+  [ ! -e /tmp/failed ] ||
+    die "media-$stamp.tar.gz.age could not be decrypted and read as an archive: nothing was changed"
+  log "db-$stamp.dump.age and media-$stamp.tar.gz.age are sealed by this stack and complete"
 }
 
-# Into a database of its own first: the live one is replaced only once the whole restore succeeded.
+# Into a database of its own first, restored by the app's role (no superuser: a dump's functions, triggers and
+# constraints run with that role's rights, never COPY ... TO PROGRAM); the live one is replaced only once the
+# whole restore succeeded.
 restore_db() {
-  verify "$1"
+  resolve "$1"
+  check_seal
+  read_identity
+  need APP_DB_USER APP_DB_PASSWORD
   new="${PGDATABASE}_restoring" old="${PGDATABASE}_replaced"
-  psql -q -v ON_ERROR_STOP=1 -d postgres --set new="$new" --set owner="$APP_DB_USER" <<'SQL' || die "could not create a database to restore into: nothing was changed"
+  export PGOPTIONS="-c client_min_messages=warning"  # no NOTICE for each DROP ... IF EXISTS
+  psql -q -v ON_ERROR_STOP=1 -d postgres --set new="$new" --set owner="$APP_DB_USER" <<'SQL' ||
 DROP DATABASE IF EXISTS :"new";
 CREATE DATABASE :"new" OWNER :"owner";
 SQL
-  if ! pg_restore --exit-on-error --dbname="$new" "$DIR/db-$stamp.dump"; then
+    die "could not create a database to restore into: nothing was changed"
+  rm -f /tmp/failed
+  decrypt "db-$stamp.dump.age" |
+    PGUSER="$APP_DB_USER" PGPASSWORD="$APP_DB_PASSWORD" \
+      pg_restore --no-owner --no-privileges --exit-on-error --dbname="$new" || touch /tmp/failed
+  if [ -e /tmp/failed ]; then
     psql -q -d postgres --set new="$new" <<'SQL'
 DROP DATABASE IF EXISTS :"new";
 SQL
-    die "restoring db-$stamp.dump failed: the live database was not changed"
+    die "restoring db-$stamp.dump.age failed: the live database was not changed"
   fi
-  psql -q -v ON_ERROR_STOP=1 -d postgres --set live="$PGDATABASE" --set new="$new" --set old="$old" <<'SQL' || die "could not swap the restored database in (it is kept as $new)"
+  psql -q -v ON_ERROR_STOP=1 -d postgres --set live="$PGDATABASE" --set new="$new" --set old="$old" \
+    >/dev/null <<'SQL' || die "could not swap the restored database in (it is kept as $new)"
 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :'live' AND pid <> pg_backend_pid();
 DROP DATABASE IF EXISTS :"old";
 ALTER DATABASE :"live" RENAME TO :"old";
 ALTER DATABASE :"new" RENAME TO :"live";
 DROP DATABASE :"old";
 SQL
-  log "restored db-$stamp.dump into $PGDATABASE"
+  log "restored db-$stamp.dump.age into $PGDATABASE"
+}
+
+list() {
+  stamps | while read -r each; do
+    printf 'db-%s.dump.age\t%s bytes\n' "$each" "$(stat -c %s "$DIR/db-$each.dump.age")"
+  done
+  limit=$(not_after)
+  find "$DIR" -maxdepth 1 -name 'db-*.dump.age' | sed -n "s|.*/\(db-\($STAMP_RE\)\.dump\.age\)\$|\2 \1|p" |
+    awk -v limit="$limit" '$1 > limit { print "ignored: " $2 " (dated in the future: not a backup this stack took)" }'
+  old=$(find "$DIR" -maxdepth 1 -name 'db-*.dump' | wc -l)
+  [ "$old" -eq 0 ] || echo "ignored: $old unencrypted db-*.dump from before backups were encrypted (README)"
 }
 
 case "${1:-}" in
   loop) loop ;;
   now) backup_now ;;
-  list) stamps | while read -r each; do
-      printf 'db-%s.dump\t%s bytes\n' "$each" "$(stat -c %s "$DIR/db-$each.dump")"
-    done ;;
+  list) list ;;
   # Unhealthy too while the off-site copy of a backup fails (offsite.sh writes that status).
   health) grep -q '^ok ' "$STATUS" && ! grep -q '^failed' "$DIR/.offsite-status" 2>/dev/null ;;
   verify) verify "${2:-}" ;;
   restore-db) restore_db "${2:-}" ;;
   media-out)
-    verify "${2:-}" >&2
-    cat "$DIR/media-$stamp.tar.gz"
+    resolve "${2:-}" >&2
+    check_seal >&2
+    read_identity >&2
+    rm -f /tmp/failed
+    decrypt "media-$stamp.tar.gz.age"
+    [ ! -e /tmp/failed ] || exit 1
     ;;
   *)
     echo "usage: backup.sh loop|now|list|health|verify NAME|restore-db NAME|media-out NAME" >&2

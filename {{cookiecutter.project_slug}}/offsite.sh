@@ -1,6 +1,8 @@
 #!/bin/sh
 # Off-site copies of the backups, run by compose.prod.yaml's offsite service (the Dockerfile's offsite
-# target: the AWS CLI) as the owner of /backups. Settings and keys come from .envs/offsite.env; with
+# target: the AWS CLI) as root, the owner of /backups, without any capability. The copies are the encrypted,
+# sealed files backup.sh wrote: the bucket never holds a readable dump, and a file planted there is refused
+# by a restore (backup.sh verify). Settings and keys come from .envs/offsite.env; with
 # S3_BUCKET unset, off-site copies are off. Nothing is ever deleted off-site: a host that lost its backups
 # must not empty the bucket too. Old copies expire by the bucket's lifecycle rules (README).
 #
@@ -8,8 +10,8 @@
 #   offsite.sh push        copy the backups taken since the last copy, now; exits non-zero when it fails
 #   offsite.sh list        the off-site backups, newest first
 #   offsite.sh fetch NAME [offsite]  print the backup name for backup.sh, first copying the backup NAME
-#                          (db-<time>.dump, <time> or latest) from off-site into /backups when it is not
-#                          here, or always with "offsite"
+#                          (db-<time>.dump.age, <time> or latest) from off-site into /backups when it is
+#                          not here, or always with "offsite"
 #   offsite.sh health      the healthcheck: did the last copy succeed?
 set -eu
 umask 077
@@ -75,12 +77,21 @@ aws_() {
   return 1
 }
 
+# A backup's time stamp; "latest" is never dated in the future (a planted db-29991231T000000Z.dump.age).
+STAMP_RE='[0-9]\{8\}T[0-9]\{6\}Z'
+not_after() { date -u -d '+5 minutes' +%Y%m%dT%H%M%SZ; }
+
+# The backups here, newest first (backup.sh's list).
 stamps() {
-  find "$DIR" -maxdepth 1 -name 'db-*.dump' | sed -n 's|.*/db-\([0-9]\{8\}T[0-9]\{6\}Z\)\.dump$|\1|p' | sort -r
+  find "$DIR" -maxdepth 1 -name 'db-*.dump.age' | sed -n "s|.*/db-\($STAMP_RE\)\.dump\.age\$|\1|p" | sort -r |
+    awk -v limit="$(not_after)" '$0 <= limit'
 }
 
-# Each backup taken since the last one copied (the newest alone the first time), oldest first; media
-# first, so an off-site db-<time>.dump always has its media archive beside it, as here.
+# A backup's three files: its seal first and its database dump last, so that a db-<time>.dump.age, wherever
+# it is, always has the others beside it.
+files() { echo "seal-$1.txt media-$1.tar.gz.age db-$1.dump.age"; }
+
+# Each backup taken since the last one copied (the newest alone the first time), oldest first.
 push() {
   configured || {
     [ $? -eq 1 ] || return 1
@@ -92,14 +103,14 @@ push() {
   todo=$(stamps | awk -v last="$last" 'last == "" ? NR == 1 : $0 > last' | sort)
   [ -n "$todo" ] || { log "nothing new to copy to $TARGET"; return 0; }
   for stamp in $todo; do
-    for file in "media-$stamp.tar.gz" "db-$stamp.dump"; do
+    for file in $(files "$stamp"); do
       if ! aws_ s3 cp --only-show-errors "$DIR/$file" "$TARGET$file"; then
         fail "off-site copy of $file to $TARGET: $(advice "$(cat /tmp/aws.err)"). The local backup is kept in $DIR"
         return 1
       fi
     done
     status "ok $stamp"
-    log "copied db-$stamp.dump and media-$stamp.tar.gz to $TARGET"
+    log "copied db-$stamp.dump.age, media-$stamp.tar.gz.age and seal-$stamp.txt to $TARGET"
   done
 }
 
@@ -120,11 +131,12 @@ loop() {
   done
 }
 
-# The off-site backups, newest first: "db-<time>.dump<TAB><size> bytes". `aws s3 ls` exits 1 with no
-# error when nothing is there yet.
+# The off-site backups, newest first: "db-<time>.dump.age<TAB><size> bytes", those dated in the future left
+# out. `aws s3 ls` exits 1 with no error when nothing is there yet.
 remote() {
   listing=$(aws_ s3 ls "$TARGET") || [ ! -s /tmp/aws.err ] || return 1
-  printf '%s\n' "$listing" | awk '$4 ~ /^db-[0-9]{8}T[0-9]{6}Z\.dump$/ { printf "%s\t%s bytes\n", $4, $3 }' | sort -r
+  printf '%s\n' "$listing" | awk -v limit="db-$(not_after).dump.age" \
+    '$4 ~ /^db-[0-9]{8}T[0-9]{6}Z\.dump\.age$/ && $4 <= limit { printf "%s\t%s bytes\n", $4, $3 }' | sort -r
 }
 
 list() {
@@ -142,11 +154,14 @@ fetch() {
   name=${1:-latest} from=${2:-}
   case $name in
     latest) stamp=$(stamps | head -n 1) ;;
+    db-*.dump.age) stamp=${name#db-} stamp=${stamp%.dump.age} ;;
     db-*.dump) stamp=${name#db-} stamp=${stamp%.dump} ;;
-    media-*.tar.gz) stamp=${name#media-} stamp=${stamp%.tar.gz} ;;
     *) stamp=$name ;;
   esac
-  if [ "$from" != offsite ] && [ -n "$stamp" ] && [ -f "$DIR/db-$stamp.dump" ]; then
+  # Nothing but a backup's name goes further (into a path or a URL).
+  [ "$name" = latest ] || printf '%s\n' "$stamp" | grep -qx "$STAMP_RE" ||
+    die "NAME=$name is not a backup's name (db-<time>.dump.age, <time> or latest; make backups lists them). Nothing was changed"
+  if [ "$from" != offsite ] && [ -n "$stamp" ] && [ -f "$DIR/db-$stamp.dump.age" ]; then
     echo "$name"
     return 0
   fi
@@ -159,21 +174,22 @@ fetch() {
   }
   if [ "$name" = latest ]; then
     stamp=$(remote) || die "listing $TARGET failed: $(advice "$(cat /tmp/aws.err)"). Nothing was changed"
-    stamp=$(printf '%s\n' "$stamp" | sed -n '1s/^db-\([0-9TZ]*\)\.dump.*/\1/p')
+    stamp=$(printf '%s\n' "$stamp" | sed -n '1s/^db-\([0-9TZ]*\)\.dump\.age.*/\1/p')
     [ -n "$stamp" ] || die "no backup here nor in $TARGET yet. Nothing was changed"
   fi
-  log "fetching db-$stamp.dump and media-$stamp.tar.gz from $TARGET into $DIR" >&2
-  for file in "media-$stamp.tar.gz" "db-$stamp.dump"; do
+  log "fetching db-$stamp.dump.age, media-$stamp.tar.gz.age and seal-$stamp.txt from $TARGET into $DIR" >&2
+  for file in $(files "$stamp"); do
     if ! aws_ s3 cp --only-show-errors "$TARGET$file" "$DIR/.$file.part"; then
-      rm -f "$DIR/.$file.part"
+      rm -f "$DIR/.seal-$stamp.txt.part" "$DIR/.media-$stamp.tar.gz.age.part" "$DIR/.db-$stamp.dump.age.part"
       case $(cat /tmp/aws.err) in
         *"(404)"* | *NoSuchKey* | *"Not Found"*) die "no $file in $TARGET (make backups lists them). Nothing was changed" ;;
       esac
       die "fetching $file from $TARGET failed: $(advice "$(cat /tmp/aws.err)"). Nothing was changed"
     fi
   done
-  mv "$DIR/.media-$stamp.tar.gz.part" "$DIR/media-$stamp.tar.gz"
-  mv "$DIR/.db-$stamp.dump.part" "$DIR/db-$stamp.dump"
+  for file in $(files "$stamp"); do
+    mv "$DIR/.$file.part" "$DIR/$file"
+  done
   echo "$stamp"
 }
 

@@ -26,10 +26,19 @@ if [ "$confirm" != yes ]; then
   exit 2
 fi
 
+# The restore into the new major decrypts the backup taken here: it needs the backups' private key.
+identity=${BACKUP_IDENTITY:-backup-identity.txt}
+[ -r "$identity" ] || {
+  say "the backups' private key is missing: BACKUP_IDENTITY=$identity is no readable file (the backup-identity.txt"
+  say "the template wrote, which you keep off the server: put it here for the upgrade). Nothing was changed"
+  exit 2
+}
+
 # The new file first, checked before anything stops. From 18 on the volume sits at /var/lib/postgresql.
 new=$(mktemp "$file.XXXXXX")
 trap 'rm -f "$new"' EXIT
-sed -e "s/^\(    image: postgres:\)$from\$/\1$to/" -e "s/postgres${from}_data/postgres${to}_data/g" "$file" >"$new"
+sed -e "s/^\(    image: postgres:\)$from\$/\1$to/" -e "s/postgres${from}_data/postgres${to}_data/g" \
+  -e "s/^\(    image: .*-backup}:pg\)$from\$/\1$to/" "$file" >"$new"
 if [ "$to" -ge 18 ]; then
   sed -i "s|postgres${to}_data:/var/lib/postgresql/data\$|postgres${to}_data:/var/lib/postgresql|" "$new"
 fi
@@ -46,6 +55,12 @@ if docker volume inspect "$volume" >/dev/null 2>&1; then
 fi
 docker image inspect "postgres:$to" >/dev/null 2>&1 || docker pull "postgres:$to" ||
   { say "no image postgres:$to: nothing was changed"; exit 1; }
+# The backup image of the new major (pg_dump must match the server): PostgreSQL's image with age, built here
+# from this checkout's Dockerfile when no registry has it.
+backup_image="${BACKUP_IMAGE:-{{ cookiecutter.project_slug }}-backup}:pg$to"
+docker image inspect "$backup_image" >/dev/null 2>&1 || docker pull -q "$backup_image" >/dev/null 2>&1 ||
+  docker build -q --target backup --build-arg "POSTGRES_VERSION=$to" -t "$backup_image" . >/dev/null ||
+  { say "no image $backup_image, and building it failed: nothing was changed"; exit 1; }
 
 say "stopping everything but the database, then a last backup with PostgreSQL $from"
 live up -d --wait db
@@ -66,7 +81,7 @@ rollback() {
   exit 1
 }
 live up -d --wait db || rollback "PostgreSQL $to did not start"
-live run --rm --no-deps -T backup restore-db latest || rollback "the restore into PostgreSQL $to failed"
+live run --rm --no-deps -T backup restore-db latest <"$identity" || rollback "the restore into PostgreSQL $to failed"
 live up -d --wait || rollback "the stack did not come up on PostgreSQL $to"
 rm -f "$file.pg$from"
 say "done: PostgreSQL $to serves the data. $file now names postgres:$to: commit it (and move compose.yaml, CI to $to too)."

@@ -28,9 +28,12 @@ ANALYZE bench_rows;
 
 
 def build_offsite(ctx: Run) -> None:
-    """The live stack's third image (the AWS CLI for off-site copies), once per run; no figure of its own."""
+    """The live stack's backup images (the AWS CLI for off-site copies; PostgreSQL's image with age for the
+    backups, tagged by its major as make build-live does), once per run; no figure of their own."""
     if not getattr(ctx, "offsite_built", False):
         timed_build(ctx.project, IMAGES["offsite"], "--target", "offsite", log_file=ctx.log_file)
+        major = re.search(r"(?m)^    image: postgres:(\d+)$", (ctx.project / "compose.prod.yaml").read_text()).group(1)
+        timed_build(ctx.project, f"{IMAGES['backup']}:pg{major}", "--target", "backup", log_file=ctx.log_file)
         ctx.offsite_built = True
 
 
@@ -43,6 +46,7 @@ def backup_restore(ctx: Run) -> None:
         APP_IMAGE=IMAGES["app"].split(":")[0],
         STATIC_IMAGE=IMAGES["static"].split(":")[0],
         OFFSITE_IMAGE=IMAGES["offsite"].split(":")[0],
+        BACKUP_IMAGE=IMAGES["backup"],
         TAG=TAG,
         # nginx alone on a loopback port (the behind-proxy mode): no edge asking a CA for a certificate.
         BEHIND_PROXY="1",
@@ -83,7 +87,7 @@ def backup_restore(ctx: Run) -> None:
         log(f"backups: database filled to {size / MB:.0f} MB ({ROWS:,} rows) in {fill_s:.1f}s")
 
         backup_s, output = make("backup")
-        taken = re.search(r"OK (db-\d{8}T\d{6}Z\.dump) \((\d+) bytes\)", output)
+        taken = re.search(r"OK (db-\d{8}T\d{6}Z\.dump\.age) \((\d+) bytes\)", output)
         if not taken:
             raise BenchError(f"make backup printed no backup:\n{output[-3000:]}")
         dump = int(taken.group(2))
@@ -107,7 +111,8 @@ def backup_restore(ctx: Run) -> None:
         "dump_mb": dump / MB,
         "backup_s": backup_s,
         "restore_s": restore_s,
-        "what": "make backup (pg_dump -Fc of the database, tar.gz of the media; off-site copies off) and "
-        "make restore NAME=latest CONFIRM=yes (checks the whole dump, stops the writers, restores into a new "
-        "database, swaps it in, starts the stack and waits for it to be healthy)",
+        "what": "make backup (pg_dump -Fc of the database, tar.gz of the media, each encrypted with age and "
+        "sealed; off-site copies off) and make restore NAME=latest CONFIRM=yes (checks the seal, decrypts and reads "
+        "the whole dump, stops the writers, restores into a new database as the app's role, swaps it in, starts "
+        "the stack and waits for it to be healthy)",
     }

@@ -21,6 +21,7 @@ IMAGES = {
     "app": f"bench-app:{TAG}",
     "static": f"bench-static:{TAG}",
     "offsite": f"bench-offsite:{TAG}",
+    "backup": "bench-backup",  # tagged by the PostgreSQL major (pg18), as make build-live tags it
     "naive": f"bench-naive:{TAG}",
     "ceiling": f"bench-ceiling:{TAG}",
 }

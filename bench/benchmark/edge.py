@@ -162,6 +162,7 @@ def edge_stack(ctx: Run) -> None:
         APP_IMAGE=IMAGES["app"].split(":")[0],
         STATIC_IMAGE=IMAGES["static"].split(":")[0],
         OFFSITE_IMAGE=IMAGES["offsite"].split(":")[0],
+        BACKUP_IMAGE=IMAGES["backup"],
         TAG=TAG,
         HTTP_PORT=str(free_port()),
         HTTPS_PORT=str(free_port()),

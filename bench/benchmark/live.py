@@ -171,6 +171,7 @@ def live_stacks(ctx: Run) -> None:
         APP_IMAGE=IMAGES["app"].split(":")[0],
         STATIC_IMAGE=IMAGES["static"].split(":")[0],
         OFFSITE_IMAGE=IMAGES["offsite"].split(":")[0],
+        BACKUP_IMAGE=IMAGES["backup"],
         TAG=TAG,
         # nginx alone, as behind a TLS-terminating proxy that the load generator stands in for (its requests
         # come from the network's gateway, a private address).
