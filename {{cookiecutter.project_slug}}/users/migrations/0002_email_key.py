@@ -23,8 +23,8 @@ def fill_keys(apps, schema_editor):
         listed = "; ".join(", ".join(f"{email!r} (id {pk})" for pk, email in found) for found in clashes)
         raise RuntimeError(
             f"These accounts have one email address once case and look-alike letters are ignored, so their logins "
-            f"clash: {listed}. Give all but one of each another address, or delete them (`python manage.py dbshell`: "
-            "UPDATE users_user SET email = '...' WHERE id = ...;), then run migrate again. Nothing was changed."
+            f"clash: {listed}. Give all but one of each another address, or delete them (in the users_user table, "
+            "with `python manage.py dbshell`), then run migrate again. Nothing was changed."
         )
     for key, [(pk, _email)] in accounts.items():
         User.objects.using(schema_editor.connection.alias).filter(pk=pk).update(email_key=key)
