@@ -73,6 +73,7 @@ LOOK_ALIKES = {
 @pytest.mark.django_db
 @pytest.mark.parametrize("first, second", LOOK_ALIKES.values(), ids=LOOK_ALIKES.keys())
 def test_a_look_alike_address_is_one_account(admin_client, client, monkeypatch, first, second):
+    from django.core.exceptions import ValidationError
     from django.core.management import CommandError
     from django.db import IntegrityError, transaction
 
@@ -86,7 +87,13 @@ def test_a_look_alike_address_is_one_account(admin_client, client, monkeypatch, 
         call_command("createsuperuser", "--noinput", f"--email={second}")
     with pytest.raises(IntegrityError), transaction.atomic():
         User.objects.create_user(email=second, password=PASSWORD)
-    assert list(User.objects.exclude(is_superuser=True)) == [ada]
+    assert list(User.objects.filter(is_superuser=False)) == [ada]
+    # Nor can another account change its address to one (what the admin's change form checks).
+    grace = User.objects.create_user(email="grace@example.com", password=PASSWORD)
+    grace.email = second
+    with pytest.raises(ValidationError) as changed:
+        grace.full_clean()
+    assert changed.value.message_dict["email"] == ["A user with this email address already exists."]
     for login in (first, second, second.upper()):
         signed_in = client.post("/admin/login/", {"username": login, "password": PASSWORD, "next": "/admin/"})
         assert signed_in.status_code == 302 and signed_in.headers["Location"] == "/admin/", login
