@@ -155,7 +155,14 @@ else:
 {% else %}
 # No key-value store: the cache is a database table (created by migrate: the project app's migration 0003), so what
 # it holds, such as the password-reset counts, is shared by every worker and replica (a per-process cache is not).
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}}
+# Room for many entries: at MAX_ENTRIES it deletes a third of them, counts included (a flood could reset them).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "django_cache",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
+}
 {% endif %}
 {%- if cookiecutter.use_celery == "y" %}
 # Celery. Without REDIS_URL (local work without Docker) tasks run in-process, eagerly.
