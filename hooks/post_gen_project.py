@@ -18,6 +18,7 @@ USE_SENTRY = "{{ cookiecutter.use_sentry }}" == "y"
 CI = "{{ cookiecutter.ci }}"
 KUBERNETES = "{{ cookiecutter.deploy_target }}" == "compose+kubernetes"
 LICENSE = "{{ cookiecutter.open_source_license }}"
+USERNAME_TYPE = "{{ cookiecutter.username_type }}"
 
 # Letters, digits, - and _: nothing a shell, Compose interpolation ($), a .env parser
 # (quotes, #, backslash) or a URL (@ : / ? %) would read specially.
@@ -38,6 +39,8 @@ OPTIONAL_FILES = {
     "github": [".github"],
     "gitlab": [".gitlab-ci.yml", "renovate.json"],
     "license": ["LICENSE"],
+    # Sign-in by email only: the unique key of an address (the username model never had one).
+    "email": ["users/migrations/0002_email_key.py"],
 }
 
 
@@ -202,6 +205,8 @@ def prune(project: Path) -> None:
         off.append("gitlab")
     if LICENSE == "Not open source":
         off.append("license")
+    if USERNAME_TYPE != "email":
+        off.append("email")
     for option in off:
         for relative in OPTIONAL_FILES[option]:
             remove(project / relative)

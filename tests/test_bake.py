@@ -291,6 +291,16 @@ def test_every_email_variable_is_in_both_env_files_and_the_readme_table(cookies)
     assert "| `EMAIL_TIMEOUT` |" in readme
 
 
+def test_every_sign_in_limit_is_in_the_env_example_and_the_readme_table(cookies):
+    project = bake(cookies)
+    readme = (project / "README.md").read_text()
+    names = ["LOGIN_FAILURE_LIMIT", "LOGIN_COOLOFF_SECONDS", "PASSWORD_RESET_LIMIT_PER_CLIENT"]
+    for name in [*names, "PASSWORD_RESET_LIMIT_PER_ADDRESS", "PASSWORD_RESET_WINDOW_SECONDS"]:
+        assert re.search(rf"^#? ?{name}=", (project / ".envs/prod.env.example").read_text(), re.M), name
+        assert f"| `{name}` |" in readme, name
+    assert "| `CLIENT_IP_HEADER` |" in readme
+
+
 def test_the_makefile_switches_the_live_stack_behind_a_proxy_and_refuses_a_bad_switch(cookies):
     """make's BEHIND_PROXY: 0 (the default) runs compose.prod.yaml with its edge, 1 adds compose.behind-proxy.yaml,
     anything else stops before running a command, saying what to type."""

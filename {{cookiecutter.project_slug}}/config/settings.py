@@ -6,6 +6,7 @@ values production needs are set, so a forgotten variable fails loudly instead of
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -74,6 +75,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "users",
     "{{ cookiecutter.project_slug }}",
 ]
@@ -95,6 +97,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns axes' lockout of a login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -148,6 +152,17 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+{% else %}
+# No key-value store: the cache is a database table (created by migrate: the project app's migration 0003), so what
+# it holds, such as the password-reset counts, is shared by every worker and replica (a per-process cache is not).
+# Room for many entries: at MAX_ENTRIES it deletes a third of them, counts included (a flood could reset them).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "django_cache",
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
+    }
+}
 {% endif %}
 {%- if cookiecutter.use_celery == "y" %}
 # Celery. Without REDIS_URL (local work without Docker) tasks run in-process, eagerly.
@@ -246,6 +261,38 @@ ADMINS = env_list("ADMINS")
 {%- endif %}
 # The admin's login is the site's login (password-reset pages link to it).
 LOGIN_URL = "admin:login"
+
+# Sign-in protection (README "Sign-in protection"). django-axes counts failed logins in the database (shared by every
+# worker and replica) per client address and per account: at LOGIN_FAILURE_LIMIT failures either is locked out,
+# with a 429 page and no password check, for LOGIN_COOLOFF_SECONDS after its last counted failure. Failures while
+# locked do not extend it, so an attacker cannot keep a real user out for longer than that at a time.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_COOLOFF_SECONDS", 900))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_FORM_FIELD = "username"  # the admin login's field, whatever the user model signs in with
+AXES_USERNAME_CALLABLE = "users.limits.login_name"
+AXES_CLIENT_IP_CALLABLE = "users.limits.client_ip"
+AXES_LOCKOUT_CALLABLE = "users.limits.login_locked_out"
+AXES_DISABLE_ACCESS_LOG = True  # failures are kept (until their cool-off), not a row for every successful login
+AXES_VERBOSE = False  # no banner on every start and manage.py command; failures and lockouts are still logged
+# The header that nginx (or the Ingress) fills with the visitor's address; empty: the connection's address.
+CLIENT_IP_HEADER = os.environ.get("CLIENT_IP_HEADER", "X-Real-IP").strip()
+# At most this many password-reset requests per client and per address in the window; past them a 429, no mail.
+PASSWORD_RESET_LIMIT_PER_CLIENT = env_int("PASSWORD_RESET_LIMIT_PER_CLIENT", 5)
+PASSWORD_RESET_LIMIT_PER_ADDRESS = env_int("PASSWORD_RESET_LIMIT_PER_ADDRESS", 3)
+PASSWORD_RESET_WINDOW = env_int("PASSWORD_RESET_WINDOW_SECONDS", 3600)
+for _name, _value in [
+    ("LOGIN_FAILURE_LIMIT", AXES_FAILURE_LIMIT),
+    ("LOGIN_COOLOFF_SECONDS", AXES_COOLOFF_TIME.total_seconds()),
+    ("PASSWORD_RESET_LIMIT_PER_CLIENT", PASSWORD_RESET_LIMIT_PER_CLIENT),
+    ("PASSWORD_RESET_LIMIT_PER_ADDRESS", PASSWORD_RESET_LIMIT_PER_ADDRESS),
+    ("PASSWORD_RESET_WINDOW_SECONDS", PASSWORD_RESET_WINDOW),
+]:
+    if _value < 1:
+        raise ImproperlyConfigured(f"{_name}={_value:g} must be at least 1.")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

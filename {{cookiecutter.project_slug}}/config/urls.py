@@ -4,9 +4,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from users.limits import PasswordResetView
+
 urlpatterns = [
     # Password reset by email, with the admin's look; its login page links here ("Forgotten your password?").
-    path("admin/password-reset/", auth_views.PasswordResetView.as_view(), name="admin_password_reset"),
+    # Limited per client and per address (users/limits.py).
+    path("admin/password-reset/", PasswordResetView.as_view(), name="admin_password_reset"),
     path("accounts/password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path(
         "accounts/reset/<uidb64>/<token>/",

@@ -8,6 +8,8 @@ os.environ.setdefault("DEBUG", "1")
 from config.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# No login lockouts across tests (they share one client address); tests/test_limits.py turns them on.
+AXES_ENABLED = False
 # The static template tag resolves names without a collectstatic manifest.
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 {%- if cookiecutter.use_celery == "y" %}

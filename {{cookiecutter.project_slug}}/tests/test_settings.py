@@ -26,6 +26,12 @@ NAMES = [
     "SECURE_HSTS_INCLUDE_SUBDOMAINS",
     "SECURE_HSTS_PRELOAD",
     "LOG_LEVEL",
+    "LOGIN_FAILURE_LIMIT",
+    "LOGIN_COOLOFF_SECONDS",
+    "PASSWORD_RESET_LIMIT_PER_CLIENT",
+    "PASSWORD_RESET_LIMIT_PER_ADDRESS",
+    "PASSWORD_RESET_WINDOW_SECONDS",
+    "CLIENT_IP_HEADER",
 {%- if cookiecutter.use_celery == "y" %}
     "CLEAR_SESSIONS_SCHEDULE",
 {%- endif %}
@@ -146,7 +152,38 @@ def test_logs_go_to_stdout():
     result = log_in_development("probe", "to stdout")
     assert "WARNING probe to stdout" in result.stdout
     assert "to stdout" not in result.stderr
-{%- if cookiecutter.key_value_store != "none" %}
+
+
+def limits(**environ: str) -> subprocess.CompletedProcess:
+    code = (
+        "from django.conf import settings as s; print(s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds(), "
+        "s.PASSWORD_RESET_LIMIT_PER_CLIENT, s.PASSWORD_RESET_LIMIT_PER_ADDRESS, s.PASSWORD_RESET_WINDOW)"
+    )
+    return run_python(code, **PRODUCTION, **environ)
+
+
+def test_the_sign_in_limits_have_defaults_and_come_from_the_environment():
+    assert limits().stdout.split() == ["5", "900.0", "5", "3", "3600"]
+    configured = limits(
+        LOGIN_FAILURE_LIMIT="10",
+        LOGIN_COOLOFF_SECONDS="60",
+        PASSWORD_RESET_LIMIT_PER_CLIENT="20",
+        PASSWORD_RESET_LIMIT_PER_ADDRESS="4",
+        PASSWORD_RESET_WINDOW_SECONDS="600",
+    )
+    assert configured.stdout.split() == ["10", "60.0", "20", "4", "600"]
+
+
+@pytest.mark.parametrize("name, value", [("LOGIN_FAILURE_LIMIT", "0"), ("LOGIN_COOLOFF_SECONDS", "soon")])
+def test_a_sign_in_limit_that_cannot_work_is_refused(name, value):
+    result = limits(**{name: value})
+    assert result.returncode != 0 and f"{name}=" in result.stderr
+{%- if cookiecutter.key_value_store == "none" %}
+
+
+def test_without_a_store_the_cache_is_a_database_table_every_worker_shares():
+    assert values(**PRODUCTION)["CACHE"] == "django.core.cache.backends.db.DatabaseCache"
+{%- else %}
 
 
 def test_redis_url_makes_redis_the_cache():

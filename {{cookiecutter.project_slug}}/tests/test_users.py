@@ -59,6 +59,45 @@ def test_an_address_in_another_case_is_the_same_account(admin_client):
     assert refused.status_code == 200 and "A user with this email address already exists." in refused.text
     with pytest.raises(IntegrityError):
         User.objects.create_user(email="Ada@example.com", password=PASSWORD)
+
+
+# Addresses that differ only in characters a login treats as one: a second account for one of them would make
+# both logins ambiguous (on PostgreSQL a 500), so each pair is one account, whichever way it is created.
+LOOK_ALIKES = {
+    "long s": ("Sam@example.com", "\u017fam@example.com"),  # ſ upper-cases to S
+    "Kelvin sign": ("kelvin@example.com", "\u212aelvin@example.com"),  # K lower-cases to k
+    "sharp s": ("ada@strasse.example", "ada@stra\u00dfe.example"),  # ß case-folds to ss
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("first, second", LOOK_ALIKES.values(), ids=LOOK_ALIKES.keys())
+def test_a_look_alike_address_is_one_account(admin_client, client, monkeypatch, first, second):
+    from django.core.exceptions import ValidationError
+    from django.core.management import CommandError
+    from django.db import IntegrityError, transaction
+
+    ada = User.objects.create_user(email=first, password=PASSWORD, is_staff=True)
+    form = {"email": second, "usable_password": "true", "password1": PASSWORD, "password2": PASSWORD}
+    refused = admin_client.post("/admin/users/user/add/", {**form, "_save": "Save"})
+    assert refused.status_code == 200, refused.headers
+    assert "A user with this email address already exists." in refused.text, refused.context["adminform"].form.errors
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
+    with pytest.raises(CommandError, match="already taken"):
+        call_command("createsuperuser", "--noinput", f"--email={second}")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create_user(email=second, password=PASSWORD)
+    assert list(User.objects.filter(is_superuser=False)) == [ada]
+    # Nor can another account change its address to one (what the admin's change form checks).
+    grace = User.objects.create_user(email="grace@example.com", password=PASSWORD)
+    grace.email = second
+    with pytest.raises(ValidationError) as changed:
+        grace.full_clean()
+    assert changed.value.message_dict["email"] == ["A user with this email address already exists."]
+    for login in (first, second, second.upper()):
+        signed_in = client.post("/admin/login/", {"username": login, "password": PASSWORD, "next": "/admin/"})
+        assert signed_in.status_code == 302 and signed_in.headers["Location"] == "/admin/", login
+        client.logout()
 {%- endif %}
 
 

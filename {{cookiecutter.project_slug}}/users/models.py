@@ -1,7 +1,18 @@
 {%- if cookiecutter.username_type == "email" -%}
+import unicodedata
+
 from django.contrib.auth.models import AbstractUser, BaseUserManager
+from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models.functions import Lower
+
+TAKEN = "A user with this email address already exists."
+
+
+def email_key(address: str) -> str:
+    """What logins and uniqueness compare: the address without case (case-folded, so ß is ss) and without
+    compatibility look-alikes (NFKC: the Kelvin sign is K, the long s is s), as Django compares the addresses
+    of a password reset. Python computes it, so every database (and every collation) agrees."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", address).casefold())
 
 
 class UserManager(BaseUserManager):
@@ -27,8 +38,8 @@ class UserManager(BaseUserManager):
         return self.create_user(email, password, **extra_fields)
 
     def get_by_natural_key(self, email):
-        # Logging in as Ada@Example.com finds ada@example.com.
-        return self.get(email__iexact=email)
+        # Logging in as Ada@Example.com finds ada@example.com: the one account with that key (it is unique).
+        return self.get(email_key=email_key(email))
 
 
 class User(AbstractUser):
@@ -36,21 +47,29 @@ class User(AbstractUser):
 
     username = None
     email = models.EmailField("email address", unique=True)
+    # Kept by save() from email; unique, so no two accounts answer one login.
+    email_key = models.TextField(unique=True, editable=False, error_messages={"unique": TAKEN})
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS = []
 
     objects = UserManager()
 
-    class Meta(AbstractUser.Meta):
-        constraints = [
-            # A login ignores case (get_by_natural_key), so Ada@example.com and ada@example.com are one account.
-            models.UniqueConstraint(
-                Lower("email"),
-                name="users_user_email_unique_ignoring_case",
-                violation_error_message="A user with this email address already exists.",
-            ),
-        ]
+    def save(self, *args, **kwargs):
+        self.email_key = email_key(self.email)
+        if (fields := kwargs.get("update_fields")) is not None and "email" in fields:
+            kwargs["update_fields"] = {*fields, "email_key"}
+        super().save(*args, **kwargs)
+
+    def validate_unique(self, exclude=None):
+        # Forms leave email_key out (it is not editable): check it here as the email field's own error, so the
+        # admin's add and change forms and createsuperuser refuse a look-alike instead of failing on the database.
+        super().validate_unique({*(exclude or ()), "email_key"})
+        if not self.email or "email" in (exclude or ()):
+            return
+        others = type(self)._default_manager.filter(email_key=email_key(self.email))
+        if others.exclude(pk=self.pk).exists() if self.pk else others.exists():
+            raise ValidationError({"email": ValidationError(TAKEN, code="unique")})
 
     def __str__(self) -> str:
         return self.email
