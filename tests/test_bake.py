@@ -1,6 +1,7 @@
 """Every combination bakes into well-formed files, and the field's linters accept them."""
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -193,6 +194,19 @@ def test_docker_compose_accepts_the_compose_files(cookies, services):
     for name in {"app", "worker", "beat"} & set(tagged):
         assert tagged[name]["environment"]["APP_VERSION"] == "2.0.1"
         assert tagged[name]["image"].endswith("-app:2.0.1")
+
+
+def test_the_development_image_runs_as_the_owner_of_the_checkout(cookies, tmp_path):
+    """Issue 21.2: the Makefile passes the checkout owner's ids to the build, root's too (before, root kept uid
+    1000, which cannot write a root-owned checkout: startapp and makemigrations failed). tests/test_new_app.py
+    runs startapp and makemigrations as root."""
+    project = bake(cookies, project_name="Owner")
+    show = ["make", "--no-print-directory", "--eval", "ids: ; @echo $$UID:$$GID", "ids"]
+    stat = project.stat()
+    assert run(show, cwd=project).stdout.strip() == f"{stat.st_uid}:{stat.st_gid}"
+    if os.geteuid() == 0:
+        os.chown(project, 4242, 4343)  # a user's checkout, with make run as root (sudo make up)
+        assert run(show, cwd=project).stdout.strip() == "4242:4343"
 
 
 def test_development_ports_are_published_on_loopback_only(cookies):
