@@ -249,6 +249,35 @@ def test_stray_secrets_are_neither_committed_nor_sent_to_the_build(cookies, tmp_
     assert {"manage.py", "uv.lock", "config/settings.py", "nginx/nginx.conf"} <= sent
 
 
+def test_a_new_app_reaches_the_build_and_local_secrets_and_junk_do_not(cookies, tmp_path):
+    """Issue 21.1: .dockerignore is a deny-list. What `manage.py startapp` makes, a new package and a new top-level
+    file are in the build context (and so in the images and the `make watch` sync) with no edit; backups and
+    their keys, private keys, env files, git, virtualenvs, caches and local data are not. The e2e test
+    tests/test_new_app.py builds and serves such an app."""
+    require(docker_compose_available(), "docker is not installed")
+    project = bake(cookies, project_name="Deny List")
+    wanted = ["catalog/__init__.py", "catalog/models.py", "catalog/migrations/0001_initial.py"]
+    wanted += ["catalog/static/catalog/site.css", "catalog/templates/catalog/list.html", "reports/__init__.py"]
+    wanted += ["settings_local_defaults.py", "k8s.md"]
+    strays = [".env", ".env.production", "catalog/.env", ".envs/prod.env", ".envs/prod.env.example"]
+    strays += ["backups/db-20250101T000000Z.dump", "backup-identity.txt", "keys/backup-identity.txt"]
+    strays += ["tls/server.key", "tls/server.pem", "deploy/id_ed25519", "live.yaml", "prod.rendered.yaml"]
+    strays += [".git/config", ".venv/bin/python", "venv/bin/python", "node_modules/x/index.js"]
+    strays += ["catalog/__pycache__/models.cpython-313.pyc", ".pytest_cache/v", ".ruff_cache/x", "db.sqlite3"]
+    strays += ["media/documents/upload.pdf", "staticfiles/admin/base.css", "debug.log", ".release"]
+    for name in wanted + strays:
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text("SECRET_KEY=stray-secret\n" if name in strays else "# mine\n")
+    context = tmp_path / "context"
+    command = ["docker", "build", "-q", "--output", f"type=local,dest={context}", "-f", "-", "."]
+    built = subprocess.run(command, cwd=project, input="FROM scratch\nCOPY . /\n", capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    sent = {str(path.relative_to(context)) for path in context.rglob("*") if path.is_file()}
+    assert set(wanted) <= sent, f"left out of the build: {set(wanted) - sent}"
+    assert not set(strays) & sent, f"in the build context: {set(strays) & sent}"
+    assert not [name for name in sent if name.startswith((".envs", ".git/", "backups"))], sorted(sent)
+
+
 def test_readme_backups_section_names_real_make_targets(cookies):
     """Issue 13: the baked README's "Backups and restore" section; every `make` command it gives is one the
     Makefile lists (the commands themselves run in tests/test_backups.py)."""

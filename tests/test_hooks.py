@@ -353,8 +353,9 @@ def test_secrets_appear_only_in_the_git_ignored_prod_env(cookies):
     ignored = run(["git", "check-ignore", ".envs/prod.env"], cwd=project, check=False)
     assert ignored.returncode == 0
     docker_ignored = (project / ".dockerignore").read_text().splitlines()
-    # An allow-list that lets no env file back in.
-    assert "*" in docker_ignored and not any(line.startswith("!.env") for line in docker_ignored)
+    # A deny-list that leaves out every env file and lets nothing back in.
+    assert {".env", ".env.*", "**/.env", "**/.env.*", ".envs/"} <= set(docker_ignored)
+    assert not any(line.startswith("!") for line in docker_ignored)
 
 
 def test_the_edge_gets_its_own_env_file_with_the_domain_and_no_secret(cookies):
