@@ -59,6 +59,27 @@ def test_make_lint_passes_on_a_fresh_bake_and_pre_commit_refuses_prod_env(cookie
     assert "must not be committed" in refused.stdout
 
 
+def test_make_lint_fails_and_names_the_files_its_fixers_rewrote(cookies):
+    """Issue 21.11: `make lint` lints files git does not track yet, and pre-commit notices a fixer's rewrite only in
+    tracked files: it said "Passed" (exit 0) while ruff rewrote a new file. Now each rewritten file is named and the
+    run fails; a second run, with nothing left to fix, passes."""
+    project = bake(cookies, project_name="Lint Fixes")
+    env = clean_env(
+        PRE_COMMIT_HOME=str(Path.home() / ".cache" / "pre-commit"), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    )
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "baked")
+    (project / "reports").mkdir()
+    (project / "reports/__init__.py").write_text("TOTAL=1\n")  # untracked; ruff format rewrites it
+    result = run(["make", "lint"], cwd=project, env=env, timeout=900, check=False)
+    assert result.returncode != 0, result.stdout
+    assert "make lint changed these files" in result.stdout and "\n  reports/__init__.py\n" in result.stdout
+    assert (project / "reports/__init__.py").read_text() == "TOTAL = 1\n"
+    again = run(["make", "lint"], cwd=project, env=env, timeout=900, check=False)
+    assert again.returncode == 0 and "make lint changed" not in again.stdout, again.stdout
+
+
 def makefile_targets(project: Path) -> list[str]:
     # Every .PHONY line, in order (the backup targets have their own).
     lines = re.findall(r"^\.PHONY: (.*)$", (project / "Makefile").read_text(), re.M)
