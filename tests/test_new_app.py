@@ -2,10 +2,11 @@
 as root here; on a server or in CI the checkout is often root's): `make up`, `startapp` in the development
 container, a model, `make makemigrations`, a view, a template and a static file; the app's own tests.py run by
 `make test`; `make watch` syncing a new package and ended by Ctrl-C; `make build-live`, `make deploy` and the
-new page through nginx. Before: startapp and makemigrations failed with Permission denied (uid 1000 in a root
-checkout), tests.py was never collected, every image build failed in collectstatic (ModuleNotFoundError: the
-.dockerignore allow-list left the app out), Ctrl-C ended `make watch` with "Error 130", each build warned
-"uid 1000 is greater than SYS_UID_MAX" and the stack built three identical images.
+new page through nginx. Plain Compose, which builds for uid 1000, says how to rebuild before startapp fails.
+Before: startapp and makemigrations failed with Permission denied (uid 1000 in a root checkout), tests.py was
+never collected, every image build failed in collectstatic (ModuleNotFoundError: the .dockerignore allow-list
+left the app out), Ctrl-C ended `make watch` with "Error 130", each build warned "uid 1000 is greater than
+SYS_UID_MAX" and the stack built three identical images.
 Needs a Docker engine (skipped without one, except under CI where that is a failure)."""
 
 from __future__ import annotations
@@ -152,6 +153,16 @@ def project(cookies_session):
 
 class TestANewApp:
     def test_1_startapp_and_makemigrations_as_root_in_one_image_built_without_warnings(self, project):
+        # Plain Compose without the owner's ids builds for uid 1000, which cannot write a checkout root owns: the
+        # container says so, and how to rebuild, before startapp fails.
+        env = {k: v for k, v in project.env("compose.yaml").items() if k not in ("UID", "GID")}
+        startapp = ["docker", "compose", "run", "--rm", "app", "python", "manage.py", "startapp", "catalog"]
+        refused = run(startapp, cwd=project.path, env=env, timeout=TIMEOUT + 1200, check=False)
+        assert refused.returncode != 0 and "Permission denied" in refused.stderr, refused.stderr[-3000:]
+        assert "is not writable by this container's uid 1000" in refused.stderr, refused.stderr[-3000:]
+        assert "make up, or env UID=0 GID=0 docker compose up --build --wait" in refused.stderr
+        assert not (project.path / "catalog").exists()
+
         up = project.dev("up", timeout=TIMEOUT + 1200)
         assert "SYS_UID_MAX" not in up.output and "useradd warning" not in up.output, up.output[-3000:]
         # One image for the app, the worker and beat (and nginx's own).
