@@ -1,17 +1,24 @@
-"""Check the answers before anything is written; explain how to fix each bad one.
+"""Check the answers before anything is written; explain how to fix each bad one, all at once.
 
 cookiecutter.json's last value, __answers_checked, passes every answer through refuse_bad_answers, a Jinja
 filter that cookiecutter (and cruft) load from this file through "_extensions". It runs in cookiecutter's own
 process, after the last question and before any directory is made: a refusal ends the bake with the
-message alone (a failing hook script would be followed by cookiecutter's traceback).
+message alone (a failing hook script would be followed by cookiecutter's traceback). At a terminal,
+__text_answers_checked does the same right after the six typed answers, before the ten choices are asked.
+A refusal prints the command that asks again (or, with --no-input, bakes) with the answers given, so a
+retry means correcting one value, not answering sixteen questions again.
 """
 
 import ast
+import json
 import keyword
 import re
+import shlex
+import shutil
 import sys
 from pathlib import Path
 
+from cookiecutter import __version__ as cookiecutter_version
 from cookiecutter.utils import create_env_with_context, simple_filter
 
 PROJECT = Path(__file__).resolve().parent / "{{cookiecutter.project_slug}}"
@@ -82,9 +89,12 @@ def other_apps_labelled(answers: dict[str, str], slug: str) -> list[str]:
 
 
 def problems(answers: dict[str, str]) -> list[str]:
+    """Every problem of these answers. Before the choices are answered (the early check), only the typed
+    answers' own problems: those that depend on a choice wait for it."""
     found = []
     name, slug = answers["project_name"].strip(), answers["project_slug"]
-    choices_valid = all(answers[key] in allowed for key, allowed in CHOICES.items())
+    answered = all(key in answers for key in CHOICES)
+    choices_valid = answered and all(answers[key] in allowed for key, allowed in CHOICES.items())
     if not name:
         found.append('project_name is empty: give the project a name, e.g. "Acme Shop".')
     if not slug:
@@ -126,6 +136,8 @@ def problems(answers: dict[str, str]) -> list[str]:
             f"domain_name {domain!r} is not a domain name: type the bare host name, without "
             "scheme, port or path, e.g. 'example.com' or 'www.example.org'."
         )
+    if not answered:
+        return found
     for key, allowed in CHOICES.items():
         if answers[key] not in allowed:
             found.append(f"{key} {answers[key]!r} is not one of {', '.join(allowed)}: pick one of those.")
@@ -142,13 +154,73 @@ def problems(answers: dict[str, str]) -> list[str]:
     return found
 
 
+# cookiecutter's options that take a value (kept in the retry command), and its options that the retry sets.
+VALUE_OPTIONS = {"-c", "--checkout", "--directory", "--replay-file", "-o", "--output-dir", "--config-file"}
+VALUE_OPTIONS |= {"--debug-file", "--accept-hooks", "--extra-context", "--extra-context-file"}  # the last two: cruft's
+
+
+def changed_answers(answers: dict[str, str]) -> dict[str, str]:
+    """The answers that differ from their defaults: a default derived from an earlier answer (the slug from the
+    name) then follows a corrected name."""
+    questions = json.loads((PROJECT.parent / "cookiecutter.json").read_text())
+    environment = create_env_with_context({"cookiecutter": answers})
+    changed = {}
+    for key, value in answers.items():
+        if key.startswith("_") or key not in questions:
+            continue
+        default = questions[key][0] if isinstance(questions[key], list) else questions[key]
+        if value != environment.from_string(str(default)).render(cookiecutter=answers):
+            changed[key] = value
+    return changed
+
+
+def retry_command(answers: dict[str, str]) -> str:
+    """The command line this bake was started with, its answers replaced by the ones given: with --no-input it
+    bakes them, without it asks again with them as the defaults (Enter keeps one)."""
+    changed = changed_answers(answers)
+    program = Path(sys.argv[0])
+    cruft = program.name == "cruft"
+    if not (cruft or program.name == "cookiecutter" or program.parent.name == "cookiecutter"):
+        # Not cookiecutter's command line (a script, pytest): the answers, as cookiecutter takes them.
+        return "cookiecutter TEMPLATE " + " ".join(shlex.quote(f"{k}={v}") for k, v in changed.items())
+    kept, args = [], iter(sys.argv[1:])
+    for arg in args:
+        if arg in ("--extra-context", "--extra-context-file"):
+            next(args, None)
+        elif arg in VALUE_OPTIONS:
+            kept += [arg, next(args, "")]
+        elif arg.startswith("-") or "=" not in arg:
+            kept.append(arg)  # an option, the template, cruft's subcommand
+    if cruft:
+        kept += ["--extra-context", json.dumps(changed)] if changed else []
+    else:
+        kept += [f"{key}={value}" for key, value in changed.items()]
+    on_path = shutil.which("cookiecutter") and Path(shutil.which("cookiecutter")).resolve() == program.resolve()
+    command = ["cruft"] if cruft else ["cookiecutter"] if on_path else ["uvx", f"cookiecutter=={cookiecutter_version}"]
+    return " ".join(shlex.quote(part) for part in command + kept)
+
+
+def refuse(found: list[str], answers: dict[str, str]) -> None:
+    print("Cannot bake this project:", file=sys.stderr)
+    for problem in found:
+        print(f"  - {problem}", file=sys.stderr)
+    print("Nothing was written. To try again with your answers, correct the ones above in:", file=sys.stderr)
+    print(f"  {retry_command(answers)}", file=sys.stderr)
+    sys.exit(1)
+
+
+@simple_filter
+def refuse_bad_text_answers(answers: dict[str, str]) -> str:
+    """After the six typed answers, before the choices: at a terminal only. Without one (--no-input, a script)
+    every problem waits for refuse_bad_answers, which reports them all together."""
+    if sys.stdin.isatty() and "--no-input" not in sys.argv and (found := problems(answers)):
+        refuse(found, answers)
+    return "yes"
+
+
 @simple_filter
 def refuse_bad_answers(answers: dict[str, str]) -> str:
     found = problems(answers)
     if found:
-        print("Cannot bake this project:", file=sys.stderr)
-        for problem in found:
-            print(f"  - {problem}", file=sys.stderr)
-        print("Nothing was written. Run cookiecutter again with corrected answers.", file=sys.stderr)
-        sys.exit(1)
+        refuse(found, answers)
     return "yes"

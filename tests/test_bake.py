@@ -1,6 +1,7 @@
 """Every combination bakes into well-formed files, and the field's linters accept them."""
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -165,7 +166,12 @@ def test_docker_compose_accepts_the_compose_files(cookies, services):
         (rule,) = rules.values()
         assert rule["target"] == "/app" and ".envs/" in rule["ignore"], rule
         rebuilds = {Path(r["path"]).name for r in watched[name]["develop"]["watch"] if r["action"] == "rebuild"}
-        assert rebuilds == {"uv.lock", "pyproject.toml"}
+        # One image (issue 21.11): the app builds it and rebuilds it when the dependencies change; the worker and
+        # beat run it, and start after the app, so a rebuild recreates and starts them on the new image too.
+        assert rebuilds == ({"uv.lock", "pyproject.toml"} if name == "app" else set())
+        assert mounted[name]["image"] == watched[name]["image"] == f"{project.name}-dev-app"
+        assert ("build" in mounted[name]) == (name == "app") and ("build" in watched[name]) == (name == "app")
+        assert name == "app" or watched[name]["depends_on"]["app"]["condition"] == "service_started"
     for name in set(watched) - runs_source:
         assert watched[name] == mounted[name], f"the watch override changes {name}"
     live = compose_config(project, "compose.prod.yaml")["services"]
@@ -193,6 +199,19 @@ def test_docker_compose_accepts_the_compose_files(cookies, services):
     for name in {"app", "worker", "beat"} & set(tagged):
         assert tagged[name]["environment"]["APP_VERSION"] == "2.0.1"
         assert tagged[name]["image"].endswith("-app:2.0.1")
+
+
+def test_the_development_image_runs_as_the_owner_of_the_checkout(cookies, tmp_path):
+    """Issue 21.2: the Makefile passes the checkout owner's ids to the build, root's too (before, root kept uid
+    1000, which cannot write a root-owned checkout: startapp and makemigrations failed). tests/test_new_app.py
+    runs startapp and makemigrations as root."""
+    project = bake(cookies, project_name="Owner")
+    show = ["make", "--no-print-directory", "--eval", "ids: ; @echo $$UID:$$GID", "ids"]
+    stat = project.stat()
+    assert run(show, cwd=project).stdout.strip() == f"{stat.st_uid}:{stat.st_gid}"
+    if os.geteuid() == 0:
+        os.chown(project, 4242, 4343)  # a user's checkout, with make run as root (sudo make up)
+        assert run(show, cwd=project).stdout.strip() == "4242:4343"
 
 
 def test_development_ports_are_published_on_loopback_only(cookies):
@@ -233,6 +252,35 @@ def test_stray_secrets_are_neither_committed_nor_sent_to_the_build(cookies, tmp_
     sent = {str(path.relative_to(context)) for path in context.rglob("*") if path.is_file()}
     assert not set(strays) & sent, f"in the build context: {set(strays) & sent}"
     assert {"manage.py", "uv.lock", "config/settings.py", "nginx/nginx.conf"} <= sent
+
+
+def test_a_new_app_reaches_the_build_and_local_secrets_and_junk_do_not(cookies, tmp_path):
+    """Issue 21.1: .dockerignore is a deny-list. What `manage.py startapp` makes, a new package and a new top-level
+    file are in the build context (and so in the images and the `make watch` sync) with no edit; backups and
+    their keys, private keys, env files, git, virtualenvs, caches and local data are not. The e2e test
+    tests/test_new_app.py builds and serves such an app."""
+    require(docker_compose_available(), "docker is not installed")
+    project = bake(cookies, project_name="Deny List")
+    wanted = ["catalog/__init__.py", "catalog/models.py", "catalog/migrations/0001_initial.py"]
+    wanted += ["catalog/static/catalog/site.css", "catalog/templates/catalog/list.html", "reports/__init__.py"]
+    wanted += ["settings_local_defaults.py", "k8s.md"]
+    strays = [".env", ".env.production", "catalog/.env", ".envs/prod.env", ".envs/prod.env.example"]
+    strays += ["backups/db-20250101T000000Z.dump", "backup-identity.txt", "keys/backup-identity.txt"]
+    strays += ["tls/server.key", "tls/server.pem", "deploy/id_ed25519", "live.yaml", "prod.rendered.yaml"]
+    strays += [".git/config", ".venv/bin/python", "venv/bin/python", "node_modules/x/index.js"]
+    strays += ["catalog/__pycache__/models.cpython-313.pyc", ".pytest_cache/v", ".ruff_cache/x", "db.sqlite3"]
+    strays += ["media/documents/upload.pdf", "staticfiles/admin/base.css", "debug.log", ".release"]
+    for name in wanted + strays:
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text("SECRET_KEY=stray-secret\n" if name in strays else "# mine\n")
+    context = tmp_path / "context"
+    command = ["docker", "build", "-q", "--output", f"type=local,dest={context}", "-f", "-", "."]
+    built = subprocess.run(command, cwd=project, input="FROM scratch\nCOPY . /\n", capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    sent = {str(path.relative_to(context)) for path in context.rglob("*") if path.is_file()}
+    assert set(wanted) <= sent, f"left out of the build: {set(wanted) - sent}"
+    assert not set(strays) & sent, f"in the build context: {set(strays) & sent}"
+    assert not [name for name in sent if name.startswith((".envs", ".git/", "backups"))], sorted(sent)
 
 
 def test_readme_backups_section_names_real_make_targets(cookies):

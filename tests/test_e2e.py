@@ -521,6 +521,18 @@ class StackChecks(Stack):
             print(f"[e2e] {project.slug}: app rebuilt and recreated {time.monotonic() - added:.0f}s after `uv add`")
             assert app["Image"] != before["app"]["Image"]
             assert project.exit_code(app["Image"], "python", "-c", "import itsdangerous") == 0
+            for service in ["worker", "beat"] if self.with_celery else []:
+                # One image (issue 21.11): the worker and beat, which run the app's, are recreated on the rebuilt
+                # image and started again.
+                poll(
+                    lambda service=service: (
+                        (container := the_one(service))
+                        and (state := project.inspect(container))["Image"] == app["Image"]
+                        and state["State"]["Running"]
+                    ),
+                    TIMEOUT,
+                    what=f"the {service} to run the rebuilt image",
+                )
             poll(
                 lambda: requests.get(base + "/healthz", timeout=5).json().get("synced"),
                 TIMEOUT,

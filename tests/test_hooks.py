@@ -5,6 +5,7 @@ import os
 import pty
 import re
 import select
+import shlex
 import shutil
 import subprocess
 import time
@@ -137,11 +138,11 @@ def test_the_domain_is_trimmed_and_lower_cased_once_and_written_so_everywhere(co
     assert not [p for p in project.rglob("*") if p.is_file() and "Example.ORG" in p.read_text(errors="ignore")]
 
 
-def interactive(output: Path, typed: list[str]) -> str:
+def interactive(output: Path, typed: list[str], command: list[str] | None = None) -> str:
     """Run cookiecutter as a person does, in a terminal, typing these lines; return all it showed."""
     leader, follower = pty.openpty()
     process = subprocess.Popen(
-        [tool("cookiecutter"), str(TEMPLATE), "--output-dir", str(output)],
+        command or [tool("cookiecutter"), str(TEMPLATE), "--output-dir", str(output)],
         stdin=follower,
         stdout=follower,
         stderr=follower,
@@ -176,9 +177,57 @@ def test_a_refused_interactive_answer_ends_with_the_message_alone(tmp_path):
     shown = interactive(tmp_path, ["Messages", *DEFAULTS[1:]])
     assert "Traceback" not in shown and "Hook script failed" not in shown, shown
     lines = [line for line in shown.splitlines() if line.strip()]
-    assert lines[-2].startswith("  - project_slug 'messages' is the label of django.contrib.messages"), shown
-    assert lines[-1] == "Nothing was written. Run cookiecutter again with corrected answers."
+    assert lines[-3].startswith("  - project_slug 'messages' is the label of django.contrib.messages"), shown
+    assert lines[-2] == "Nothing was written. To try again with your answers, correct the ones above in:"
+    assert lines[-1].endswith(f"{TEMPLATE} --output-dir {tmp_path} project_name=Messages"), lines[-1]
     assert list(tmp_path.iterdir()) == []
+
+
+def retry(shown: str) -> list[str]:
+    """The command a refusal printed (its last line), run with the template's own cookiecutter."""
+    command = shlex.split(shown.strip().splitlines()[-1])
+    program = 2 if command[0] == "uvx" else 1  # `uvx cookiecutter==2.7.1` where cookiecutter is not on PATH
+    assert command[program - 1].startswith("cookiecutter") or command[0] == "uvx", command
+    return [tool("cookiecutter"), *command[program:]]
+
+
+def test_every_problem_is_reported_at_once_with_the_command_that_retries_them(tmp_path):
+    """Issue 21.7: all the problems in one refusal, and a command with the answers given: correcting the bad
+    values in it bakes, with the good ones kept (the slug follows the corrected name, as its default would)."""
+    result = cookiecutter_cli(
+        tmp_path, "project_name=Messages", "email=nope", "author_name=Ada", "key_value_store=none", "use_celery=y"
+    )
+    assert result.returncode != 0 and list(tmp_path.iterdir()) == []
+    for message in ("'messages' is the label of", "'nope' is not an email address", "needs a key-value store"):
+        assert message in result.stderr, result.stderr
+    command = retry(result.stderr)
+    assert "--no-input" in command and str(tmp_path) in command
+    assert {"project_name=Messages", "email=nope", "author_name=Ada", "use_celery=y"} <= set(command), command
+    assert not [arg for arg in command if arg.startswith("project_slug=")], "the slug was the name's default"
+    fixed = {"project_name=Messages": "project_name=Catalogue", "email=nope": "email=ada@example.com"}
+    fixed["use_celery=y"] = "use_celery=n"
+    baked = run([fixed.get(arg, arg) for arg in command], env=clean_env(), timeout=120)
+    assert "Next steps" in baked.stdout
+    pyproject = tomllib.loads((tmp_path / "catalogue/pyproject.toml").read_text())
+    assert pyproject["project"]["authors"] == [{"name": "Ada", "email": "ada@example.com"}]
+    assert not (tmp_path / "catalogue/config/celery.py").exists()
+
+
+def test_at_a_terminal_the_typed_answers_are_checked_before_the_choices(tmp_path):
+    """Issue 21.7: a bad name or email is refused right after the six typed answers, not after all sixteen
+    questions; the command printed asks again with the answers given as the defaults (Enter keeps them)."""
+    shown = interactive(tmp_path, ['The "Best" Shop', "", "", "Ada", "nope", ""])
+    assert "[6/16]" in shown and "[7/16]" not in shown, shown
+    assert "contains a double quote" in shown and "'nope' is not an email address" in shown, shown
+    assert list(tmp_path.iterdir()) == []
+    command = retry(shown)
+    assert "--no-input" not in command and "author_name=Ada" in command, command
+    command = [{"email=nope": "email=ada@example.com"}.get(arg, arg) for arg in command]
+    command = [arg.replace('"Best" ', "") if arg.startswith("project_name=") else arg for arg in command]
+    again = interactive(tmp_path, DEFAULTS, command=command)
+    assert "(The Shop)" in again and "(ada@example.com)" in again, again  # offered as the defaults
+    pyproject = tomllib.loads((tmp_path / "the_shop/pyproject.toml").read_text())
+    assert pyproject["project"]["authors"] == [{"name": "Ada", "email": "ada@example.com"}]
 
 
 def test_the_celery_question_is_yes_or_no_and_follows_the_store(tmp_path):
@@ -304,8 +353,9 @@ def test_secrets_appear_only_in_the_git_ignored_prod_env(cookies):
     ignored = run(["git", "check-ignore", ".envs/prod.env"], cwd=project, check=False)
     assert ignored.returncode == 0
     docker_ignored = (project / ".dockerignore").read_text().splitlines()
-    # An allow-list that lets no env file back in.
-    assert "*" in docker_ignored and not any(line.startswith("!.env") for line in docker_ignored)
+    # A deny-list that leaves out every env file and lets nothing back in.
+    assert {".env", ".env.*", "**/.env", "**/.env.*", ".envs/"} <= set(docker_ignored)
+    assert not any(line.startswith("!") for line in docker_ignored)
 
 
 def test_the_edge_gets_its_own_env_file_with_the_domain_and_no_secret(cookies):

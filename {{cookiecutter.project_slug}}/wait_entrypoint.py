@@ -11,6 +11,9 @@ What it waits for:
 {%- endif %}
   * every HOST:PORT given with --wait-for or in WAIT_FOR (comma or space separated): an open TCP port.
 
+In development (compose.yaml sets CHECK_SOURCE_WRITABLE=/app) it first warns when the bind-mounted checkout is
+not writable by the container's user, and says how to rebuild: makemigrations and startapp would fail.
+
 WAIT_TIMEOUT (default 60 s) bounds the whole wait, WAIT_ATTEMPT_TIMEOUT (default 5 s) each try.
 On timeout it names what it waited for and why, and exits 1; a malformed URL or argument exits 2.
 When everything answers it calls os.execvp, so the command replaces this process: signals from
@@ -151,6 +154,20 @@ def log(message: str) -> None:
     print(f"wait_entrypoint: {message}", file=sys.stderr, flush=True)
 
 
+def source_not_writable(environ: dict[str, str]) -> str | None:
+    """The warning for a checkout this container cannot write (an image built with other ids than the checkout
+    owner's: plain Compose's default 1000 in a checkout root owns), or None."""
+    path = environ.get("CHECK_SOURCE_WRITABLE")
+    if not path or not os.path.isdir(path) or os.access(path, os.W_OK):
+        return None
+    owner = os.stat(path)
+    return (
+        f"warning: {path} (the checkout, owned by uid {owner.st_uid}) is not writable by this container's uid "
+        f"{os.getuid()}: makemigrations and startapp will fail with Permission denied. Rebuild the image with the "
+        f"owner's ids: make up, or env UID={owner.st_uid} GID={owner.st_gid} docker compose up --build --wait"
+    )
+
+
 def wait_for_services(services: list[Service], timeout: float, attempt_timeout: float, interval: float = 1.0) -> None:
     """Return when every service answers; raise NotReady naming the ones that did not in time."""
     deadline = time.monotonic() + timeout
@@ -209,6 +226,8 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> tuple[float, float, 
 
 
 def main(argv: list[str]) -> None:
+    if warning := source_not_writable(dict(os.environ)):
+        log(warning)
     try:
         timeout, attempt_timeout, wait_for, command = parse_args(argv, dict(os.environ))
         services = services_from(dict(os.environ), wait_for)

@@ -49,9 +49,8 @@ def test_files_a_browser_could_run_are_refused(name):
 @pytest.mark.django_db
 def test_the_admin_refuses_an_html_upload(admin_client):
     upload = SimpleUploadedFile("page.html", b"<script>alert(1)</script>", content_type="text/html")
-    response = admin_client.post(
-        "/admin/{{ cookiecutter.project_slug }}/document/add/", {"title": "Attack", "file": upload, "_save": "Save"}
-    )
+    url = "/admin/{{ cookiecutter.project_slug }}/document/add/"
+    response = admin_client.post(url, {"title": "Attack", "file": upload, "_save": "Save"})
     assert response.status_code == 200  # the form again, with the error
     assert "File extension \u201chtml\u201d is not allowed" in response.text
     assert not Document.objects.exists()

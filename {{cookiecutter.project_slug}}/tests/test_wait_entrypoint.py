@@ -214,3 +214,15 @@ def test_missing_command_exits_127():
     result = run("no-such-command-anywhere")
     assert result.returncode == 127
     assert "cannot run 'no-such-command-anywhere'" in result.stderr
+
+
+def test_a_checkout_the_container_cannot_write_is_announced_with_the_fix(tmp_path, monkeypatch):
+    """Development only (CHECK_SOURCE_WRITABLE): an image built for uid 1000 in a checkout root owns could not
+    write migrations; the warning names the owner's ids to rebuild with."""
+    assert we.source_not_writable({}) is None
+    assert we.source_not_writable({"CHECK_SOURCE_WRITABLE": str(tmp_path)}) is None  # writable
+    monkeypatch.setattr(we.os, "access", lambda path, mode: False)
+    warning = we.source_not_writable({"CHECK_SOURCE_WRITABLE": str(tmp_path)})
+    owner = tmp_path.stat()
+    assert f"owned by uid {owner.st_uid}" in warning and "makemigrations and startapp will fail" in warning
+    assert warning.endswith(f"env UID={owner.st_uid} GID={owner.st_gid} docker compose up --build --wait")
