@@ -188,6 +188,26 @@ def test_docker_compose_accepts_the_compose_files(cookies, services):
         | ({"worker", "beat"} if services.startswith("celery") else set())
     )
     assert set(live) == expected
+    # Containment (issue 20): each service only on the networks it needs, under a memory and a pids limit.
+    store = SERVICES[services]["key_value_store"]
+    networks = {name: set(service["networks"]) for name, service in live.items()}
+    assert networks == {
+        "edge": {"public"},
+        "nginx": {"public", "web"},
+        "db": {"data"},
+        "backup": {"data"},
+        "offsite": {"offsite"},
+        **{name: {"web", "data"} for name in {"app", "worker", "beat"} & set(live)},
+        **({store: {"data"}} if store != "none" else {}),
+    }
+    assert set(behind["nginx"]["networks"]) == {"public", "web"}
+    internal = {
+        name
+        for name, network in compose_config(project, "compose.prod.yaml")["networks"].items()
+        if network.get("internal")
+    }
+    assert internal == {"data"}
+    assert all(int(service["mem_limit"]) > 0 and service["pids_limit"] > 0 for service in live.values())
     # The release Sentry reports name: the image tag the live stack runs.
     tagged = compose_config(project, "compose.prod.yaml", env={"TAG": "2.0.1"})["services"]
     for name in {"app", "worker", "beat"} & set(tagged):
