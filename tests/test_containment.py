@@ -1,7 +1,8 @@
 """Issue 20, containment: the live stack (compose.prod.yaml, with its edge) keeps its services apart. The edge
 faces the internet, so a break-in there must not reach the database, the store or the app (bypassing nginx);
 nginx must not reach the database or the store; offsite, holding keys to the bucket, reaches none of them.
-Every service runs under a memory and a pids limit.
+Every service runs under a memory and a pids limit. A request straight to the app from another container
+(not nginx) that claims HTTPS and an address is not believed.
 
 One bake (default answers: Valkey, Celery), its live images built once, the stack up with its edge against
 pebble (tests/compose.pebble.yaml, as tests/test_edge.py runs it). The probes run in a throwaway container that
@@ -14,10 +15,12 @@ from __future__ import annotations
 import json
 import ssl
 import time
+import uuid
 
 import httpx
 import pytest
-from test_e2e import DOMAIN, TIMEOUT, engine_reachable, poll
+import requests
+from test_e2e import DOMAIN, LIVE, TIMEOUT, engine_reachable, poll
 from test_edge import EDGE, PEBBLE, PEBBLE_IMAGE, EdgeProject, answered, https
 
 from conftest import bake, clean_env, require, run, stack_name
@@ -125,3 +128,51 @@ def test_3_every_service_runs_under_memory_and_pids_limits(stack):
     config = json.loads(run(stack.command(EDGE, "config", "--format", "json"), cwd=stack.path, env=env).stdout)
     assert (int(config["services"]["app"]["mem_limit"]), config["services"]["app"]["pids_limit"]) == (300 << 20, 77)
 
+
+def test_4_the_app_ignores_forwarded_headers_from_anyone_but_nginx(stack):
+    """From a container that reaches the app directly (the worker's network namespace), a request claiming
+    HTTPS and a client address: Django sees plain HTTP (redirect, no HSTS) and the log the real peer."""
+    marker = uuid.uuid4().hex
+    script = (
+        "import http.client; c = http.client.HTTPConnection('app', 8000, timeout=20);"
+        f" c.request('GET', '/?probe={marker}', headers={{'Host': '{DOMAIN}', 'X-Forwarded-Proto': 'https',"
+        " 'X-Forwarded-For': '203.0.113.9', 'X-Forwarded-Ssl': 'on', 'Forwarded': 'for=203.0.113.9;proto=https'});"
+        " r = c.getresponse(); print(r.status, r.getheader('Location'), r.getheader('Strict-Transport-Security'))"
+    )
+    probe = ["docker", "run", "--rm", "--network", f"container:{stack.container(EDGE, 'worker')}"]
+    answer = run([*probe, "--entrypoint", "python", stack.images["applayer"], "-c", script]).stdout.split()
+    print(f"[containment] straight to the app, claiming HTTPS: {answer}")
+    assert answer == ["301", f"https://{DOMAIN}/?probe={marker}", "None"], "the app believed the claim"
+    assert stack.app_log_address(marker) != "203.0.113.9"
+
+
+def test_5_behind_a_proxy_on_this_host_only_the_gateway_is_believed(stack):
+    """compose.behind-proxy.yaml (no edge, nginx on LIVE_PORT) with the README's advice for a proxy on the same
+    host, TRUSTED_PROXIES=gateway: the host's request through the published port arrives from the public
+    network's gateway and is believed; a container of the stack (the worker's namespace) talking to nginx
+    directly is not. The old advice, Docker's whole ranges, believed that container too."""
+    claim = {"Host": DOMAIN, "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    script = (
+        "import http.client, sys; c = http.client.HTTPConnection('nginx', 8080, timeout=20);"
+        f" c.request('GET', '/?probe=' + sys.argv[1], headers={claim!r}); print(c.getresponse().status)"
+    )
+    probe = ["docker", "run", "--rm", "--network", f"container:{stack.container(EDGE, 'worker')}"]
+    probe += ["--entrypoint", "python", stack.images["applayer"], "-c", script]
+    results = {}
+    for trusted in ("172.16.0.0/12,192.168.0.0/16", "gateway"):
+        stack.trusted_proxies = trusted
+        stack.compose(LIVE, "up", "-d", "--wait", "--wait-timeout", str(TIMEOUT), "nginx", timeout=TIMEOUT + 60)
+        host, container = uuid.uuid4().hex, uuid.uuid4().hex
+        page = requests.get(
+            f"http://127.0.0.1:{stack.live_port}/?probe={host}", headers=claim, allow_redirects=False, timeout=30
+        )
+        status = int(run([*probe, container]).stdout.split()[-1])
+        results[trusted] = {
+            "host": (page.status_code, stack.app_log_address(host) == "203.0.113.9"),
+            "container": (status, stack.app_log_address(container) == "203.0.113.9"),
+        }
+    print(f"[containment] behind a proxy on this host, (status, claimed address believed): {results}")
+    assert results == {
+        "172.16.0.0/12,192.168.0.0/16": {"host": (200, True), "container": (200, True)},  # the old advice
+        "gateway": {"host": (200, True), "container": (301, False)},
+    }
