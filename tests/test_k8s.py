@@ -181,6 +181,13 @@ def test_manifests_render_validate_and_pass_checkov(cookies, services, tmp_path)
     compose = (project / "compose.prod.yaml").read_text().replace("$$", "$")
     assert "NOSUPERUSER" in init
     assert all(line.strip() in compose for line in init.splitlines() if not line.startswith("#")), "not as compose's"
+    # The app role's password never appears on a command line (ps shows those to every user of the host): psql
+    # reads it from its environment inside the SQL (\getenv), in the compose script and this one alike.
+    for script in (init, compose.split("db-app-role:", 1)[1].split("\n\n", 1)[0]):
+        command = script.split("<<'SQL'", 1)[0]
+        assert "psql" in command and "PASSWORD" not in command and "--set" not in command, command
+        assert "\\getenv password APP_DB_PASSWORD" in script
+    assert all(line.strip() in compose for line in init.splitlines() if not line.startswith("#")), "not as compose's"
     secrets = [v for each in files.values() for key, v in each.items() if v and ("PASSWORD" in key or "KEY" in key)]
     for path in k8s.rglob("*"):
         if path.is_file():
