@@ -506,14 +506,14 @@ BUCKET, PREFIX = "e2e-backups", "nightly"
 
 
 class Storage:
-    """moto's server on the stack's own network only (no published port), with authentication on: its first
-    three requests create a user and that user's keys, every later one must be signed with them."""
+    """moto's server on the offsite service's network only (no published port), with authentication on: its
+    first three requests create a user and that user's keys, every later one must be signed with them."""
 
     def __init__(self, project: BackupProject):
         self.project = project
         self.name = f"{project.slug.replace('_', '-')}-s3"  # a host name: the AWS CLI refuses "_"
         self.endpoint = f"http://{self.name}:5000"
-        self.network = f"{project.slug}-live_default"
+        self.network = f"{project.slug}-live_offsite"  # offsite's way out
         self.keys = ("unused", "unused")  # until start() made the user's
 
     def start(self) -> None:

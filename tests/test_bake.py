@@ -3,7 +3,9 @@
 import json
 import os
 import re
+import runpy
 import subprocess
+import types
 from pathlib import Path
 
 import pytest
@@ -194,6 +196,26 @@ def test_docker_compose_accepts_the_compose_files(cookies, services):
         | ({"worker", "beat"} if services.startswith("celery") else set())
     )
     assert set(live) == expected
+    # Containment (issue 20): each service only on the networks it needs, under a memory and a pids limit.
+    store = SERVICES[services]["key_value_store"]
+    networks = {name: set(service["networks"]) for name, service in live.items()}
+    assert networks == {
+        "edge": {"public"},
+        "nginx": {"public", "web"},
+        "db": {"data"},
+        "backup": {"data"},
+        "offsite": {"offsite"},
+        **{name: {"web", "data"} for name in {"app", "worker", "beat"} & set(live)},
+        **({store: {"data"}} if store != "none" else {}),
+    }
+    assert set(behind["nginx"]["networks"]) == {"public", "web"}
+    internal = {
+        name
+        for name, network in compose_config(project, "compose.prod.yaml")["networks"].items()
+        if network.get("internal")
+    }
+    assert internal == {"data"}
+    assert all(int(service["mem_limit"]) > 0 and service["pids_limit"] > 0 for service in live.values())
     # The release Sentry reports name: the image tag the live stack runs.
     tagged = compose_config(project, "compose.prod.yaml", env={"TAG": "2.0.1"})["services"]
     for name in {"app", "worker", "beat"} & set(tagged):
@@ -360,3 +382,35 @@ def test_the_makefile_switches_the_live_stack_behind_a_proxy_and_refuses_a_bad_s
     refused = run(["make", "-n", "deploy", "BEHIND_PROXY=yes"], cwd=project, env=clean_env(), check=False)
     assert refused.returncode != 0 and refused.stdout == ""
     assert "BEHIND_PROXY=yes: use 1 (behind your own TLS proxy) or 0 (the edge; the default)" in refused.stderr
+
+
+def test_gunicorn_believes_forwarded_headers_only_from_app_trusted_proxies(cookies, monkeypatch):
+    """gunicorn.conf.py's pre_request (issue 20): X-Forwarded-*/Forwarded stay only from the peers in
+    APP_TRUSTED_PROXIES (addresses, ranges, or names looked up); from any other peer they are removed and
+    X-Forwarded-For names the peer. gunicorn's own forwarded_allow_ips gets the address entries only."""
+    project = bake(cookies, key_value_store="none", use_celery="n")
+    claim = [("HOST", "shop.example.com"), ("X-FORWARDED-PROTO", "https"), ("X-FORWARDED-FOR", "203.0.113.9")]
+    claim += [("X-FORWARDED-SSL", "on"), ("FORWARDED", "for=203.0.113.9;proto=https")]
+
+    def headers_seen(trusted: str | None, peer: str) -> list[tuple[str, str]]:
+        if trusted is None:
+            monkeypatch.delenv("APP_TRUSTED_PROXIES", raising=False)
+        else:
+            monkeypatch.setenv("APP_TRUSTED_PROXIES", trusted)
+        conf = runpy.run_path(str(project / "gunicorn.conf.py"))
+        request = types.SimpleNamespace(headers=list(claim), peer_addr=(peer, 40000))
+        conf["pre_request"](None, request)
+        return request.headers
+
+    stripped = [("HOST", "shop.example.com"), ("X-FORWARDED-FOR", "10.9.8.7")]
+    assert headers_seen(None, "127.0.0.1") == claim  # loopback by default
+    assert headers_seen(None, "10.9.8.7") == stripped
+    assert headers_seen("localhost", "127.0.0.1") == claim  # a name, looked up
+    assert headers_seen("localhost", "10.9.8.7") == stripped
+    assert headers_seen("10.0.0.0/8", "10.9.8.7") == claim
+    assert headers_seen("10.0.0.0/8,nginx", "192.0.2.1") == [
+        ("HOST", "shop.example.com"),
+        ("X-FORWARDED-FOR", "192.0.2.1"),
+    ]
+    monkeypatch.setenv("APP_TRUSTED_PROXIES", "nginx,10.0.0.0/8")
+    assert runpy.run_path(str(project / "gunicorn.conf.py"))["forwarded_allow_ips"] == "10.0.0.0/8"

@@ -69,8 +69,8 @@ class EdgeProject(Project):
 
     @property
     def network(self) -> str:
-        """The live stack's network (compose.prod.yaml's project name, `<slug>-live`)."""
-        return f"{self.slug}-live_default"
+        """The live stack's network of the edge and nginx (compose.prod.yaml's project name is `<slug>-live`)."""
+        return f"{self.slug}-live_public"
 
     def network_gateway(self) -> str:
         return run(

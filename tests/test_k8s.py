@@ -156,6 +156,19 @@ def test_manifests_render_validate_and_pass_checkov(cookies, services, tmp_path)
     assert ingress["rules"][0]["host"] == "shop.example.org" and ingress["tls"][0]["hosts"] == ["shop.example.org"]
     routes = {p["path"]: p["backend"]["service"]["name"] for p in ingress["rules"][0]["http"]["paths"]}
     assert routes == {"/static": "static", "/media": "static", "/": "app"}
+    # The readiness probe is the kubelet's, not the internet's: a second Ingress takes the exact paths (exact wins
+    # over prefix) and refuses them to every address (ingress-nginx's denylist), with nginx as a backend that
+    # does not pass /readyz on in Kubernetes either.
+    probes = by_kind(docs, "Ingress")["probes"]
+    assert probes["metadata"]["annotations"]["nginx.ingress.kubernetes.io/denylist-source-range"] == "0.0.0.0/0,::/0"
+    assert probes["spec"]["rules"][0]["host"] == "shop.example.org"
+    assert probes["spec"]["tls"][0]["hosts"] == ["shop.example.org"]
+    blocked = {
+        (p["path"], p["pathType"], p["backend"]["service"]["name"]) for p in probes["spec"]["rules"][0]["http"]["paths"]
+    }
+    assert blocked == {("/readyz", "Exact", "static"), ("/readyz/", "Exact", "static")}
+    # gunicorn believes X-Forwarded-* from the Ingress controller's pods (the pod network), not from "*".
+    assert settings["APP_TRUSTED_PROXIES"] == "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
 
     # Secrets come from the git-ignored .envs/ files through the generated Secrets, nowhere else, and each
     # pod gets its own service's only (issue 15): the database and the store never see SECRET_KEY.
@@ -180,6 +193,12 @@ def test_manifests_render_validate_and_pass_checkov(cookies, services, tmp_path)
     init = generated(docs, "ConfigMap", "db-init")["data"]["app-role.sh"]
     compose = (project / "compose.prod.yaml").read_text().replace("$$", "$")
     assert "NOSUPERUSER" in init
+    # The app role's password never appears on a command line (ps shows those to every user of the host): psql
+    # reads it from its environment inside the SQL (\getenv), in the compose script and this one alike.
+    for script in (init, compose.split("db-app-role:", 1)[1].split("\n\n", 1)[0]):
+        command = script.split("<<'SQL'", 1)[0]
+        assert "psql" in command and "PASSWORD" not in command and "--set" not in command, command
+        assert "\\getenv password APP_DB_PASSWORD" in script
     assert all(line.strip() in compose for line in init.splitlines() if not line.startswith("#")), "not as compose's"
     secrets = [v for each in files.values() for key, v in each.items() if v and ("PASSWORD" in key or "KEY" in key)]
     for path in k8s.rglob("*"):

@@ -3,7 +3,10 @@
 Each value can be changed through the environment, e.g. WEB_CONCURRENCY=4.
 """
 
+import ipaddress
 import os
+import socket
+import time
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Workers: WEB_CONCURRENCY, else two per CPU the container may use, plus one.
@@ -31,9 +34,58 @@ accesslog = "-"
 access_log_format = '%({x-forwarded-for}i)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-# Only nginx, on the private network, talks to gunicorn, and it sets X-Forwarded-For and X-Forwarded-Proto
-# on every request itself (believing a client's only from the edge or TRUSTED_PROXIES).
-forwarded_allow_ips = "*"
+
+# X-Forwarded-* and Forwarded are believed only from the peers in APP_TRUSTED_PROXIES (addresses, CIDR ranges or
+# names, separated by commas; by default loopback only): nginx in compose.prod.yaml (a name: its address changes
+# with each container), the Ingress controller's pods in Kubernetes (its pod network). From anyone
+# else, pre_request below removes them before gunicorn or Django reads them, and sets X-Forwarded-For to the
+# peer, so Django sees plain HTTP from the real address and the access log names it.
+TRUSTED = [entry.strip() for entry in os.environ.get("APP_TRUSTED_PROXIES", "127.0.0.1,::1").split(",")]
+TRUSTED = [entry for entry in TRUSTED if entry]
+
+
+def _network(entry):
+    try:
+        return ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return None
+
+
+TRUSTED_NETWORKS = [network for network in map(_network, TRUSTED) if network]
+TRUSTED_NAMES = [entry for entry in TRUSTED if not _network(entry)]
+# gunicorn's own check (the scheme it reports to the app) takes addresses only; the names count in pre_request.
+forwarded_allow_ips = ",".join(map(str, TRUSTED_NETWORKS))
+FORWARDED = ("X-FORWARDED-", "FORWARDED", "X-REAL-IP")
+_named = {"addresses": frozenset(), "at": -1e9}
+
+
+def _named_addresses(refresh):
+    """The addresses TRUSTED_NAMES resolve to, looked up again after 10 s, or at once when refresh is true (a
+    peer not among them sent forwarded headers: a new nginx, say, during a release)."""
+    if TRUSTED_NAMES and (refresh or time.monotonic() - _named["at"] > 10):
+        found = set()
+        for name in TRUSTED_NAMES:
+            try:
+                found.update(info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP))
+            except OSError:
+                pass  # not running right now: trusted again once it resolves
+        _named.update(addresses=frozenset(found), at=time.monotonic())
+    return _named["addresses"]
+
+
+def _trusted(peer):
+    if not isinstance(peer, tuple):  # a Unix socket: only this host's processes
+        return True
+    address = ipaddress.ip_address(peer[0])
+    if any(address in network for network in TRUSTED_NETWORKS):
+        return True
+    return peer[0] in _named_addresses(False) or peer[0] in _named_addresses(True)
+
+
+def pre_request(worker, req):
+    if any(name.startswith(FORWARDED) for name, _ in req.headers) and not _trusted(req.peer_addr):
+        req.headers = [(name, value) for name, value in req.headers if not name.startswith(FORWARDED)]
+        req.headers.append(("X-FORWARDED-FOR", req.peer_addr[0]))
 
 
 def when_ready(server):

@@ -171,7 +171,7 @@ def edge_stack(ctx: Run) -> None:
         COMPOSE_PROJECT_NAME=EDGE_PROJECT,
         LIVE_FILES=":".join(FILES),  # the Makefile's files for release.sh
     )
-    network = f"{EDGE_PROJECT}_default"
+    network = f"{EDGE_PROJECT}_public"  # the edge and nginx's network
     project = ctx.project
 
     def down() -> None:

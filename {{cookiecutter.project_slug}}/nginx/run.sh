@@ -9,14 +9,25 @@ resolver=$(awk '/^nameserver/ { ip = $2; if (ip ~ /:/) ip = "[" ip "]"; print ip
 echo "resolver ${resolver:-127.0.0.11} valid=10s ipv6=off;" > /tmp/resolver.conf
 
 # TRUSTED_PROXIES (addresses, CIDR ranges or host names, separated by spaces or commas): the only peers
-# whose X-Forwarded-For and X-Forwarded-Proto nginx believes (nginx.conf). trusted PREFIX writes them
-# into PREFIX.conf and PREFIX.geo, names looked up now; it fails on a name that does not resolve.
+# whose X-Forwarded-For and X-Forwarded-Proto nginx believes (nginx.conf). The word "gateway" is this
+# container's default gateway: the Docker host, whose processes (a proxy on the same host) reach a published
+# port from that address. trusted PREFIX writes them into PREFIX.conf and PREFIX.geo, names looked up now; it
+# fails on a name that does not resolve.
 trusted() {
   : > "$1.conf"
   : > "$1.geo"
   for proxy in $(echo "${TRUSTED_PROXIES:-}" | tr ',' ' '); do
     case $proxy in
       *:*) addresses=$proxy ;;  # IPv6
+      gateway)
+        # The default route's gateway, in /proc/net/route as little-endian hex (0100A8C0: 192.168.0.1).
+        addresses=$(awk '$2 == "00000000" && $3 != "00000000" { print $3; exit }' /proc/net/route |
+          sed 's/../0x& /g' | { read -r d c b a && printf '%d.%d.%d.%d' "$a" "$b" "$c" "$d"; }) || true
+        if [ -z "$addresses" ]; then
+          echo "nginx-run: TRUSTED_PROXIES names gateway, but this container has no default route" >&2
+          return 1
+        fi
+        ;;
       *[!0-9./]*)
         addresses=$(getent hosts "$proxy" | awk '{ print $1 }') || true
         if [ -z "$addresses" ]; then
