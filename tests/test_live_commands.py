@@ -15,6 +15,7 @@ import re
 import shutil
 import socket
 import ssl
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -50,8 +51,18 @@ class LiveProject(Project):
         return {**env, "BEHIND_PROXY": "1"} if behind_proxy else {**env, "LIVE_FILES": EDGE_FILES}
 
     def make(self, *args: str, behind_proxy: bool = False, check: bool = True, timeout: float = 900):
-        result = run(["make", *args], cwd=self.path, env=self.make_env(behind_proxy), timeout=timeout, check=False)
-        result.output = result.stdout + result.stderr
+        """make as the user types it; .output is what the terminal shows (stdout and stderr interleaved)."""
+        env = self.make_env(behind_proxy)
+        result = subprocess.run(
+            ["make", *args],
+            cwd=self.path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
+        result.output = result.stdout
         if check and result.returncode != 0:
             pytest.fail(f"make {' '.join(args)} exited {result.returncode}\n{result.output[-4000:]}")
         return result
