@@ -64,8 +64,8 @@ warn_placeholders() {
         *) continue ;; # an IPv4 address: Caddy's own CA too
         esac
         # Reserved for examples (RFC 2606, RFC 6761): no public CA issues a certificate for them.
-        case $domain in
-        example.com | example.net | example.org | *.example.com | *.example.net | *.example.org | *.example | *.test | *.invalid)
+        case .$domain in
+        *.example.com | *.example.net | *.example | *.test | *.invalid | *.example.org)
             placeholders="$placeholders $domain"
             ;;
         esac
@@ -77,8 +77,8 @@ warn_placeholders() {
             "CSRF_TRUSTED_ORIGINS (.envs/prod.env); to try the stack on this machine, DOMAINS=localhost." >&2
         warned=1
     fi
-    case $email in
-    *@example.com | *@example.net | *@example.org | *@*.example.com | *@*.example.net | *@*.example.org)
+    case .${email#*@} in
+    *.example.com | *.example.net | *.example.org)
         if [ -n "$public" ]; then
             say "WARNING: ACME_EMAIL in .envs/edge.env is a placeholder ($email): Let's Encrypt refuses it, and the" \
                 "edge gets no certificate. Put a real address there (the CA's expiry notices go to it)." >&2
