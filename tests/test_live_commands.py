@@ -38,8 +38,11 @@ class LiveProject(Project):
         super().__init__(path)
         self.http_port, self.https_port, self.pebble_port = free_port(), free_port(), free_port()
         self.trust: ssl.SSLContext | None = None
+        self.plain_edge = False
 
     def make_env(self, behind_proxy: bool) -> dict[str, str]:
+        if self.plain_edge:  # the README's trial on localhost: compose.prod.yaml alone, no test CA
+            return clean_env(HTTP_PORT=str(self.http_port), HTTPS_PORT=str(self.https_port))
         ports = {"HTTP_PORT": self.http_port, "HTTPS_PORT": self.https_port, "PEBBLE_PORT": self.pebble_port}
         env = clean_env(
             **{k: str(v) for k, v in ports.items()},
@@ -245,3 +248,45 @@ class TestLiveCommands:
         # Stopped, a live command without TAG takes the tag that ran last, not git describe's guess.
         dry = project.make("-n", "deploy")
         assert 'sh release.sh --deploy "a"' in dry.output, dry.output[-2000:]
+
+    def test_7_a_trial_on_localhost_with_caddys_own_ca_as_the_readme_says(self, project):
+        """DOMAINS=localhost, no Caddyfile edit: Caddy certifies it with its own CA, whose root the README copies
+        out; the redirect keeps the HTTPS port. Ports from HTTP_PORT/HTTPS_PORT (on every address, as a user's)."""
+
+        def setting(file: str, name: str, value: str) -> None:
+            path = project.path / ".envs" / file
+            path.write_text(re.sub(rf"^{name}=.*$", f"{name}={value}", path.read_text(), flags=re.M))
+
+        setting("edge.env", "DOMAINS", "localhost")
+        setting("prod.env", "ALLOWED_HOSTS", "localhost")
+        setting("prod.env", "CSRF_TRUSTED_ORIGINS", f"https://localhost:{project.https_port}")
+        setting("prod.env", "SECURE_HSTS_SECONDS", "0")
+        project.plain_edge = True
+        try:
+            result = project.make("deploy", timeout=TIMEOUT + 300)  # the tag that ran last, a
+            assert "deploy: no TAG given: a" in result.output and "WARNING" not in result.output, result.output[-3000:]
+            copy = ["docker", "compose", "-f", "compose.prod.yaml", "cp"]
+            copy += ["edge:/data/caddy/pki/authorities/local/root.crt", "caddy-root.crt"]
+            poll(
+                lambda: run(copy, cwd=project.path, env=project.make_env(False), check=False).returncode == 0,
+                60,
+                2,
+                "Caddy's root",
+            )
+            trust = ssl.create_default_context(cafile=str(project.path / "caddy-root.crt"))
+
+            def page():
+                try:
+                    with httpx.Client(http2=True, verify=trust, timeout=30) as client:
+                        answer = client.get(f"https://localhost:{project.https_port}/")
+                except (OSError, httpx.HTTPError):
+                    return None
+                return answer.status_code == 200 and answer
+
+            served = poll(page, 120, 2, "the page on https://localhost")
+            assert served.http_version == "HTTP/2" and served.headers["X-App-Version"] == "a"
+            plain = requests.get(f"http://localhost:{project.http_port}/admin/", allow_redirects=False, timeout=30)
+            assert plain.status_code == 301
+            assert plain.headers["Location"] == f"https://localhost:{project.https_port}/admin/"
+        finally:
+            project.plain_edge = False
