@@ -376,9 +376,12 @@ def test_the_makefile_switches_the_live_stack_behind_a_proxy_and_refuses_a_bad_s
     anything else stops before running a command, saying what to type."""
     project = bake(cookies)
     edge = run(["make", "-n", "deploy", "TAG=1.0"], cwd=project, env=clean_env()).stdout
-    assert "docker compose -f compose.prod.yaml up -d --wait" in edge and "behind-proxy" not in edge
+    assert 'COMPOSE_FILE=compose.prod.yaml sh release.sh --deploy "1.0"' in edge and "behind-proxy" not in edge
     behind = run(["make", "-n", "deploy", "TAG=1.0", "BEHIND_PROXY=1"], cwd=project, env=clean_env()).stdout
-    assert "docker compose -f compose.prod.yaml -f compose.behind-proxy.yaml up -d --wait" in behind
+    assert 'COMPOSE_FILE=compose.prod.yaml:compose.behind-proxy.yaml sh release.sh --deploy "1.0"' in behind
+    # make stop-live removes the edge in either mode (the behind-proxy files leave it out by a profile).
+    stop = run(["make", "-n", "stop-live", "BEHIND_PROXY=1"], cwd=project, env=clean_env()).stdout
+    assert "-f compose.behind-proxy.yaml --profile edge down --remove-orphans" in stop and " -v" not in stop
     refused = run(["make", "-n", "deploy", "BEHIND_PROXY=yes"], cwd=project, env=clean_env(), check=False)
     assert refused.returncode != 0 and refused.stdout == ""
     assert "BEHIND_PROXY=yes: use 1 (behind your own TLS proxy) or 0 (the edge; the default)" in refused.stderr

@@ -112,7 +112,10 @@ def test_makefile_offers_the_everyday_tasks(cookies):
     assert "docker build --target applayer -t tasks-app:1.2.3 ." in dry
     assert "docker build --target staticlayer -t tasks-static:1.2.3 ." in dry
     deploy = run(["make", "-n", "deploy", "TAG=1.2.3"], cwd=project).stdout.splitlines()
-    assert "migrate" in deploy[0] and "up -d --wait" in deploy[1], "migrations must run before the new release"
+    assert deploy == ['COMPOSE_FILE=compose.prod.yaml sh release.sh --deploy "1.2.3"'], deploy
+    script = (project / "release.sh").read_text()
+    deploying = script[script.index('if [ "$mode" = deploy ]') :]
+    assert deploying.index("manage.py migrate") < deploying.index("up -d --wait"), "migrations must run first"
 
 
 def free_port() -> int:

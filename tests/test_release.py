@@ -314,9 +314,11 @@ class TestRelease:
     def test_4_bad_input_is_refused_and_nothing_changes(self, released):
         project = released
         app = project.live("ps", "-q", "app").stdout
+        # Every missing image named, not only the first.
+        missing = ", ".join(f"{project.slug}-{kind}:v9" for kind in ("app", "offsite", "static"))
         cases = {
             ("release",): "which tag? Usage: make release TAG=<tag>",
-            ("release", "TAG=v9"): ":v9 here, and none to pull: build it (make build-live TAG=v9) or push it",
+            ("release", "TAG=v9"): f"no images {missing} here, and none to pull: build them (make build-live TAG=v9)",
         }
         for args, message in cases.items():
             refused = project.make(*args, check=False)
@@ -325,7 +327,9 @@ class TestRelease:
         (project.path / ".release").unlink()
         refused = project.make("rollback", check=False)
         assert refused.returncode != 0, refused.output
-        assert "no release is recorded in .release yet: make rollback undoes a make release." in refused.output
+        assert "no release is recorded in .release yet: make rollback undoes a make release or a make deploy." in (
+            refused.output
+        )
         assert project.live("ps", "-q", "app").stdout == app
 
     def test_5_without_an_edge_nginx_is_replaced_in_place(self, released):
