@@ -156,6 +156,7 @@ def project(cookies_session):
     finally:
         print(project.everything("logs", "--no-color", "--tail", "60").stdout[-6000:])
         project.remove()
+        run(["docker", "rmi", "-f", project.images["backup"]], check=False)  # make build-live's, of the major
 
 
 class TestLiveCommands:
@@ -177,6 +178,14 @@ class TestLiveCommands:
         missing = f"no images {project.slug}-offsite:half, {project.slug}-static:half here, and none to pull"
         assert result.returncode != 0 and f"release: {missing}" in result.output, result.output[-3000:]
         assert project.containers() == {}
+        # The backup commands check the same way (before: make backup started the database, took the backup,
+        # then failed pulling the offsite image).
+        missing = ", ".join(f"{project.slug}-{kind}:nope" for kind in ("app", "offsite", "static"))
+        for args in (("backup",), ("backups",), ("restore", "CONFIRM=yes")):
+            result = project.make(*args, "TAG=nope", check=False)
+            assert result.returncode != 0, (args, result.output[-3000:])
+            assert f"live: no images {missing} here, and none to pull" in result.output, (args, result.output[-3000:])
+            assert project.containers() == {}, f"make {args[0]} created a container for a tag without images"
 
     def test_2_deploy_warns_about_placeholders_and_the_edge_serves(self, project):
         result = project.make("deploy", "TAG=a", timeout=TIMEOUT + 300)
