@@ -335,6 +335,11 @@ class TestRestore:
         refused = restorable.make("restore", check=False)
         assert refused.returncode != 0
         assert "Nothing was changed. To go ahead: make restore NAME=latest CONFIRM=yes" in refused.output
+        # Only make's command line counts: a CONFIRM=yes (or a NAME) left in the shell's environment does not.
+        env = {**restorable.env("compose.prod.yaml"), "CONFIRM": "yes", "NAME": "host-name"}
+        left = run(["make", "restore"], cwd=restorable.path, env=env, check=False)
+        assert left.returncode != 0
+        assert "Nothing was changed. To go ahead: make restore NAME=latest CONFIRM=yes" in left.stdout + left.stderr
         assert documents(Browser(restorable.live_port)) == before
 
     def test_3_planted_altered_and_unreadable_backups_are_refused_and_nothing_changes(self, restorable):
@@ -371,6 +376,7 @@ class TestRestore:
             # Not a backup's name: refused before a shell or a path sees it.
             "x;touch /tmp/pwned": "NAME=x;touch /tmp/pwned is not a backup's name",
             "../../etc/passwd": "NAME=../../etc/passwd is not a backup's name",
+            "1/../x\n20240101T000000Z": "is not a backup's name",  # a second line of the right shape
         }
         for bad_name, message in cases.items():
             result = project.make("restore", f"NAME={bad_name}", "CONFIRM=yes", check=False)
@@ -664,7 +670,9 @@ class TestOffsite:
         assert browser, "the admin's login should be back"
         assert documents(browser) == before
         assert {title: browser.get(link).content for title, link in before.items()} == contents
-        assert files <= set(project.backups())
+        # Fetched apart from the backups here (never among them before its seal was checked).
+        fetched_files = project.live("exec", "-T", "backup", "ls", "-1A", "/backups/fetched").stdout.split()
+        assert files == set(fetched_files) and not files & set(project.backups())
         for service in ("app", "nginx", "backup", "offsite", "db"):
             assert project.health("compose.prod.yaml", service) == "healthy", service
 

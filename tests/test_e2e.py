@@ -841,6 +841,14 @@ class StackChecks(Stack):
         if self.store:
             write = project.live("exec", "-T", self.store, "touch", "/probe", check=False)
             assert write.returncode != 0 and "Read-only file system" in write.stderr, f"{self.store}: writable root"
+            # Its password is no command line's (every process on the host can read those), and still required.
+            password = env_file(project.path / ".envs/store.env")["REDIS_PASSWORD"]
+            cmdlines = project.live(
+                "exec", "-T", self.store, "sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '"
+            ).stdout
+            assert f"{self.store}-server" in cmdlines and password not in cmdlines, cmdlines
+            unauthenticated = project.live("exec", "-T", self.store, f"{self.store}-cli", "ping", check=False)
+            assert "NOAUTH" in unauthenticated.stdout + unauthenticated.stderr
 
         # The app connects as its own role: it owns the database (migrations ran as it), and is no superuser.
         query = (

@@ -12,11 +12,14 @@
 #   backup.sh now     take one backup now; exits non-zero when it fails
 #   backup.sh list    the backups, newest first
 #   backup.sh health  the healthcheck: did the last attempt succeed, and its off-site copy (offsite.sh)?
+#   backup.sh resolve NAME     the backup NAME stands for (latest: the newest now), for the steps after it
 # These read the private key on standard input (make restore gives it backup-identity.txt):
 #   backup.sh verify NAME      check NAME's seal and decrypt and read all of it, without restoring
 #   backup.sh restore-db NAME  restore its database into a new one as the app's role, then swap it in
 #   backup.sh media-out NAME   write its media archive to stdout (the app's container unpacks it: its files)
-# NAME: db-<time>.dump.age (or db-<time>.dump), <time>, or latest (the newest not dated in the future).
+# NAME: db-<time>.dump.age (or db-<time>.dump), <time>, or latest (the newest not dated in the future);
+# fetched/db-<time>.dump.age for one offsite.sh fetched into /backups/fetched (never among the backups here
+# until it passed: deleted when its seal is refused).
 set -eu
 umask 077
 
@@ -27,6 +30,7 @@ KEEP_DAILY=${BACKUP_KEEP_DAILY:-7}
 KEEP_WEEKLY=${BACKUP_KEEP_WEEKLY:-4}
 STATUS=/tmp/backup.status
 IDENTITY=/tmp/identity
+SRC=$DIR # where the backup being verified or restored is: $DIR, or $DIR/fetched (resolve)
 # libpq's variables, from the superuser's settings in db.env: pg_dump, and the databases' creation and swap.
 # The restore itself connects as the app's role (restore_db).
 export PGHOST="${PGHOST:-db}" PGUSER="${PGUSER:-$POSTGRES_USER}" PGPASSWORD="${PGPASSWORD:-$POSTGRES_PASSWORD}"
@@ -46,6 +50,13 @@ die() {
 # (a file named db-29991231T000000Z.dump.age must not become "latest").
 STAMP_RE='[0-9]\{8\}T[0-9]\{6\}Z'
 not_after() { date -u -d '+5 minutes' +%Y%m%dT%H%M%SZ; }
+# The same as a shell pattern: one whole word, so nothing else (a newline, a path) passes.
+is_stamp() {
+  case $1 in
+    [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) return 0 ;;
+    *) return 1 ;;
+  esac
+}
 
 # The timestamps of the backups, newest first (an encrypted database dump is what makes a backup); those dated
 # in the future are left out.
@@ -92,10 +103,11 @@ prune() {
 # HMAC-SHA256 of standard input with BACKUP_AUTH_KEY (from the environment: never on a command line).
 hmac() { perl -MDigest::SHA=hmac_sha256_hex -e 'local $/; print hmac_sha256_hex(<STDIN>, $ENV{BACKUP_AUTH_KEY})'; }
 
-# The sums a seal records for STAMP, read from the files at PREFIX (the finished names, or the .part ones).
+# The sums a seal records for STAMP, read from the files in FOLDER named PREFIX<file>SUFFIX (the finished
+# names, or the .part ones).
 sums() {
   for file in "db-$1.dump.age" "media-$1.tar.gz.age"; do
-    printf '%s  %s\n' "$(sha256sum <"$DIR/$2$file$3" | cut -d ' ' -f 1)" "$file"
+    printf '%s  %s\n' "$(sha256sum <"$2/$3$file$4" | cut -d ' ' -f 1)" "$file"
   done
 }
 
@@ -104,6 +116,8 @@ sums() {
 backup_now() {
   own_folder
   need BACKUP_RECIPIENT BACKUP_AUTH_KEY
+  # What an attempt killed on the way (a stop, the OOM killer, a reboot) left behind.
+  find "$DIR" -maxdepth 1 -name '.*.part' -mmin +60 -delete
   stamp=$(date -u +%Y%m%dT%H%M%SZ)
   started=$(date +%s)
   rm -f /tmp/failed
@@ -121,7 +135,7 @@ backup_now() {
     fail "archiving $MEDIA failed"
     return 1
   fi
-  sums "$stamp" . .part >"$DIR/.seal-$stamp.txt.part"
+  sums "$stamp" "$DIR" . .part >"$DIR/.seal-$stamp.txt.part"
   printf 'hmac-sha256 %s\n' "$(hmac <"$DIR/.seal-$stamp.txt.part")" >>"$DIR/.seal-$stamp.txt.part"
   mv "$DIR/.seal-$stamp.txt.part" "$DIR/seal-$stamp.txt"
   mv "$DIR/.media-$stamp.tar.gz.age.part" "$DIR/media-$stamp.tar.gz.age"
@@ -161,41 +175,50 @@ loop() {
   done
 }
 
-# NAME to the backup's time stamp. Anything but a backup's name is refused before it is used anywhere.
+# NAME to the backup's time stamp (and SRC, its folder). Anything but a backup's name is refused before it is
+# used anywhere.
 resolve() {
-  case "${1:-latest}" in
+  name=${1:-latest} SRC=$DIR
+  case $name in fetched/*) name=${name#fetched/} SRC=$DIR/fetched ;; esac
+  case $name in
     latest)
       stamp=$(stamps | head -n 1)
       [ -n "$stamp" ] || die "no backup in $DIR yet: take one with make backup. Nothing was changed"
       return 0
       ;;
-    db-*.dump.age) stamp=${1#db-} stamp=${stamp%.dump.age} ;;
-    db-*.dump) stamp=${1#db-} stamp=${stamp%.dump} ;;
-    *) stamp=$1 ;;
+    db-*.dump.age) stamp=${name#db-} stamp=${stamp%.dump.age} ;;
+    db-*.dump) stamp=${name#db-} stamp=${stamp%.dump} ;;
+    *) stamp=$name ;;
   esac
-  printf '%s\n' "$stamp" | grep -qx "$STAMP_RE" ||
+  is_stamp "$stamp" ||
     die "NAME=$1 is not a backup's name (db-<time>.dump.age, <time> or latest; make backups lists them):" \
       "nothing was changed"
-  [ -f "$DIR/db-$stamp.dump.age" ] ||
-    die "no backup db-$stamp.dump.age in $DIR (make backups lists them): nothing was changed"
-  [ -f "$DIR/media-$stamp.tar.gz.age" ] ||
+  [ -f "$SRC/db-$stamp.dump.age" ] ||
+    die "no backup db-$stamp.dump.age in $SRC (make backups lists them): nothing was changed"
+  [ -f "$SRC/media-$stamp.tar.gz.age" ] ||
     die "media-$stamp.tar.gz.age is missing beside db-$stamp.dump.age: nothing was changed"
+}
+
+# A refused backup that offsite.sh fetched is deleted: it never joins the backups here.
+refuse() {
+  [ "$SRC" = "$DIR" ] || rm -f "$SRC/db-$stamp.dump.age" "$SRC/media-$stamp.tar.gz.age" "$SRC/seal-$stamp.txt"
+  die "$@"
 }
 
 # The seal: the files are the ones this stack sealed, with this stack's BACKUP_AUTH_KEY. Says which of the
 # three ways a backup fails it, before anything is decrypted.
 check_seal() {
   need BACKUP_AUTH_KEY
-  seal="$DIR/seal-$stamp.txt"
-  [ -f "$seal" ] || die "db-$stamp.dump.age has no seal (seal-$stamp.txt): this stack did not make it" \
+  seal="$SRC/seal-$stamp.txt"
+  [ -f "$seal" ] || refuse "db-$stamp.dump.age has no seal (seal-$stamp.txt): this stack did not make it" \
     "(planted, or taken before backups were sealed: README). Refused: nothing was changed"
   recorded=$(sed -n 's/^hmac-sha256 \([0-9a-f]\{64\}\)$/\1/p' "$seal")
   [ "$(grep -v '^hmac-sha256 ' "$seal" | hmac)" = "$recorded" ] ||
-    die "db-$stamp.dump.age's seal was not made with this stack's BACKUP_AUTH_KEY (planted, or sealed elsewhere)." \
-      "Refused: nothing was changed"
-  [ "$(sums "$stamp" "" "")" = "$(grep -v '^hmac-sha256 ' "$seal")" ] ||
-    die "db-$stamp.dump.age or media-$stamp.tar.gz.age is not the file this stack sealed (altered, truncated or" \
-      "swapped since). Refused: nothing was changed"
+    refuse "db-$stamp.dump.age's seal was not made with this stack's BACKUP_AUTH_KEY (planted, or sealed" \
+      "elsewhere). Refused: nothing was changed"
+  [ "$(sums "$stamp" "$SRC" "" "")" = "$(grep -v '^hmac-sha256 ' "$seal")" ] ||
+    refuse "db-$stamp.dump.age or media-$stamp.tar.gz.age is not the file this stack sealed (altered, truncated" \
+      "or swapped since). Refused: nothing was changed"
 }
 
 # The private key, from standard input, into this container's private /tmp (memory) for its few commands.
@@ -208,7 +231,7 @@ read_identity() {
 
 # age -d of FILE to stdout; its failure is told apart from the reader's.
 decrypt() {
-  age --decrypt --identity "$IDENTITY" "$DIR/$1" 2>/tmp/age.err || {
+  age --decrypt --identity "$IDENTITY" "$SRC/$1" 2>/tmp/age.err || {
     touch /tmp/failed
     case $(cat /tmp/age.err) in
       *"no identity matched"*) log "the private key given does not decrypt $1: it is not the key pair of" \
@@ -287,6 +310,10 @@ case "${1:-}" in
   list) list ;;
   # Unhealthy too while the off-site copy of a backup fails (offsite.sh writes that status).
   health) grep -q '^ok ' "$STATUS" && ! grep -q '^failed' "$DIR/.offsite-status" 2>/dev/null ;;
+  resolve)
+    resolve "${2:-}"
+    if [ "$SRC" = "$DIR" ]; then echo "db-$stamp.dump.age"; else echo "fetched/db-$stamp.dump.age"; fi
+    ;;
   verify) verify "${2:-}" ;;
   restore-db) restore_db "${2:-}" ;;
   media-out)
@@ -298,7 +325,7 @@ case "${1:-}" in
     [ ! -e /tmp/failed ] || exit 1
     ;;
   *)
-    echo "usage: backup.sh loop|now|list|health|verify NAME|restore-db NAME|media-out NAME" >&2
+    echo "usage: backup.sh loop|now|list|health|resolve NAME|verify NAME|restore-db NAME|media-out NAME" >&2
     exit 2
     ;;
 esac

@@ -9,9 +9,10 @@
 #   offsite.sh loop        copy each new backup soon after backup.sh took it
 #   offsite.sh push        copy the backups taken since the last copy, now; exits non-zero when it fails
 #   offsite.sh list        the off-site backups, newest first
-#   offsite.sh fetch NAME [offsite]  print the backup name for backup.sh, first copying the backup NAME
-#                          (db-<time>.dump.age, <time> or latest) from off-site into /backups when it is
-#                          not here, or always with "offsite"
+#   offsite.sh fetch NAME [offsite]  print the backup name for backup.sh: NAME when the backup NAME
+#                          (db-<time>.dump.age, <time> or latest) is here; else, or always with "offsite",
+#                          fetched/<its name> after copying it from off-site into /backups/fetched, apart from
+#                          the backups here (which it never replaces) until backup.sh has checked its seal
 #   offsite.sh health      the healthcheck: did the last copy succeed?
 set -eu
 umask 077
@@ -158,9 +159,13 @@ fetch() {
     db-*.dump) stamp=${name#db-} stamp=${stamp%.dump} ;;
     *) stamp=$name ;;
   esac
-  # Nothing but a backup's name goes further (into a path or a URL).
-  [ "$name" = latest ] || printf '%s\n' "$stamp" | grep -qx "$STAMP_RE" ||
-    die "NAME=$name is not a backup's name (db-<time>.dump.age, <time> or latest; make backups lists them). Nothing was changed"
+  # Nothing but a backup's name goes further (into a path or a URL): one whole word of the stamp's shape.
+  case $name:$stamp in
+    latest:*) ;;
+    *:[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) ;;
+    *) die "NAME=$name is not a backup's name (db-<time>.dump.age, <time> or latest; make backups lists them)." \
+      "Nothing was changed" ;;
+  esac
   if [ "$from" != offsite ] && [ -n "$stamp" ] && [ -f "$DIR/db-$stamp.dump.age" ]; then
     echo "$name"
     return 0
@@ -177,20 +182,22 @@ fetch() {
     stamp=$(printf '%s\n' "$stamp" | sed -n '1s/^db-\([0-9TZ]*\)\.dump\.age.*/\1/p')
     [ -n "$stamp" ] || die "no backup here nor in $TARGET yet. Nothing was changed"
   fi
-  log "fetching db-$stamp.dump.age, media-$stamp.tar.gz.age and seal-$stamp.txt from $TARGET into $DIR" >&2
+  # Apart from the backups here: a copy from the bucket (which its keys could have replaced) is no backup of
+  # this host's before backup.sh has checked its seal, and it never replaces one.
+  fetched=$DIR/fetched
+  rm -rf "$fetched"
+  mkdir -m 700 "$fetched"
+  log "fetching db-$stamp.dump.age, media-$stamp.tar.gz.age and seal-$stamp.txt from $TARGET into $fetched" >&2
   for file in $(files "$stamp"); do
-    if ! aws_ s3 cp --only-show-errors "$TARGET$file" "$DIR/.$file.part"; then
-      rm -f "$DIR/.seal-$stamp.txt.part" "$DIR/.media-$stamp.tar.gz.age.part" "$DIR/.db-$stamp.dump.age.part"
+    if ! aws_ s3 cp --only-show-errors "$TARGET$file" "$fetched/$file"; then
+      rm -rf "$fetched"
       case $(cat /tmp/aws.err) in
         *"(404)"* | *NoSuchKey* | *"Not Found"*) die "no $file in $TARGET (make backups lists them). Nothing was changed" ;;
       esac
       die "fetching $file from $TARGET failed: $(advice "$(cat /tmp/aws.err)"). Nothing was changed"
     fi
   done
-  for file in $(files "$stamp"); do
-    mv "$DIR/.$file.part" "$DIR/$file"
-  done
-  echo "$stamp"
+  echo "fetched/db-$stamp.dump.age"
 }
 
 case "${1:-}" in

@@ -37,7 +37,10 @@ has() { [ -n "$(docker ps -q --filter "id=$1" --filter "$2")" ]; }
 # Every image of the stack at $TAG, here or pulled; else each missing one named, and nothing changed.
 check_images() {
     missing=
-    for image in $(docker compose config --images | sort -u); do
+    # A project whose compose files Compose refuses (a missing env file...) says so here, not later.
+    images=$(docker compose config --images) || fail "docker compose cannot read the live stack's files (above)." \
+        "Nothing was changed."
+    for image in $(printf '%s\n' "$images" | sort -u); do
         docker image inspect "$image" >/dev/null 2>&1 || docker pull -q "$image" >/dev/null 2>&1 ||
             missing="$missing $image"
     done

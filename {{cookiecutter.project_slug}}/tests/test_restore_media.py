@@ -1,0 +1,69 @@
+"""make restore's media step (manage.py restore_media): staged beside the live files, swapped in by renames,
+and an archive that breaks tarfile's "data" rules stops before anything changed."""
+
+import io
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+
+def archive(*members: tuple[str, bytes | None, str | None]) -> bytes:
+    """A tar.gz of (name, content, symlink target) members."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, content, target in members:
+            info = tarfile.TarInfo(name)
+            if target is not None:
+                info.type, info.linkname = tarfile.SYMTYPE, target
+                tar.addfile(info)
+            else:
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def restore_media(monkeypatch, step: str, data: bytes = b"") -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    call_command("restore_media", step)
+
+
+@pytest.fixture
+def media(settings) -> Path:
+    root = Path(settings.MEDIA_ROOT)
+    (root / "documents").mkdir(parents=True)
+    (root / "documents/live.txt").write_text("live")
+    return root
+
+
+def test_a_backup_s_media_replace_the_live_ones_only_when_swapped(media, monkeypatch):
+    restore_media(monkeypatch, "stage", archive(("./documents/restored.txt", b"restored", None)))
+    assert (media / "documents/live.txt").read_text() == "live", "staging must not touch the live files"
+    restore_media(monkeypatch, "swap")
+    assert sorted(str(p.relative_to(media)) for p in media.rglob("*")) == ["documents", "documents/restored.txt"]
+    assert (media / "documents/restored.txt").read_text() == "restored"
+
+
+@pytest.mark.parametrize(
+    "member",
+    [("./link", None, "/etc/hostname"), ("../outside.txt", b"x", None)],
+    ids=["absolute-symlink", "parent-path"],
+)
+def test_an_archive_that_breaks_the_rules_changes_nothing(media, monkeypatch, member):
+    with pytest.raises(CommandError, match="could not be unpacked .*: the media were not changed"):
+        restore_media(monkeypatch, "stage", archive(("./documents/restored.txt", b"restored", None), member))
+    assert sorted(str(p.relative_to(media)) for p in media.rglob("*")) == ["documents", "documents/live.txt"]
+    with pytest.raises(CommandError, match="nothing is staged"):
+        restore_media(monkeypatch, "swap")
+
+
+def test_a_truncated_archive_changes_nothing_and_discard_cleans_up(media, monkeypatch):
+    data = archive(("./documents/restored.txt", b"restored" * 1000, None))
+    with pytest.raises(CommandError, match="could not be unpacked"):
+        restore_media(monkeypatch, "stage", data[: len(data) // 2])
+    assert (media / "documents/live.txt").read_text() == "live" and not (media / ".restoring").exists()
+    restore_media(monkeypatch, "stage", data)
+    restore_media(monkeypatch, "discard")
+    assert not (media / ".restoring").exists() and (media / "documents/live.txt").read_text() == "live"
