@@ -6,10 +6,12 @@ import itertools
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -141,6 +143,26 @@ def postgres_major(project: Path) -> str:
     """The PostgreSQL major a baked project's live stack runs (compose.prod.yaml's database image): the tag of
     the backup image make build-live builds (<slug>-backup:pg<major>)."""
     return re.search(r"(?m)^    image: postgres:(\d+)$", (project / "compose.prod.yaml").read_text()).group(1)
+
+
+# Let's Encrypt's ACME test server, which the edge tests get their certificates from.
+PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble"
+
+
+def write_pebble_api_root(project: Path) -> None:
+    """pebble-api-root.pem in the project: the root that signs pebble's own API (compose.pebble.yaml's CA)."""
+    api_root = run(["docker", "run", "--rm", "--entrypoint", "cat", PEBBLE_IMAGE, "/test/certs/pebble.minica.pem"])
+    (project / "pebble-api-root.pem").write_text(api_root.stdout)
+
+
+def pebble_issuing_root(project: Path, pebble_port: int) -> ssl.SSLContext:
+    """Trust in the root pebble issues the edge's certificate under, and nothing else."""
+    api = ssl.create_default_context(cafile=str(project / "pebble-api-root.pem"))
+    root = httpx.get(f"https://127.0.0.1:{pebble_port}/roots/0", verify=api, timeout=30)
+    assert root.status_code == 200 and "BEGIN CERTIFICATE" in root.text
+    context = ssl.create_default_context()
+    context.load_verify_locations(cadata=root.text)
+    return context
 
 
 def stack_name(name: str) -> str:

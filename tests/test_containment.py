@@ -21,9 +21,9 @@ import httpx
 import pytest
 import requests
 from test_e2e import DOMAIN, LIVE, TIMEOUT, engine_reachable, poll
-from test_edge import EDGE, PEBBLE, PEBBLE_IMAGE, EdgeProject, answered, https
+from test_edge import EDGE, PEBBLE, EdgeProject, answered, https
 
-from conftest import bake, clean_env, require, run, stack_name
+from conftest import bake, clean_env, require, run, stack_name, write_pebble_api_root
 
 pytestmark = pytest.mark.e2e
 STORE = "valkey"
@@ -52,8 +52,7 @@ def stack(cookies_session):
     project = EdgeProject(bake(cookies_session, project_name=stack_name("E2E Containment"), domain_name=DOMAIN))
     project.remove()  # whatever an interrupted earlier run left behind
     (project.path / "compose.pebble.yaml").write_text(PEBBLE)
-    api_root = run(["docker", "run", "--rm", "--entrypoint", "cat", PEBBLE_IMAGE, "/test/certs/pebble.minica.pem"])
-    (project.path / "pebble-api-root.pem").write_text(api_root.stdout)
+    write_pebble_api_root(project.path)
     try:
         started = time.monotonic()
         run(["make", "build-live", "TAG=e2e"], cwd=project.path, timeout=1200)

@@ -22,10 +22,9 @@ import pytest
 import requests
 from test_e2e import DOMAIN, LIVE, TIMEOUT, Project, engine_reachable, free_port, poll
 
-from conftest import bake, clean_env, require, run, stack_name
+from conftest import bake, clean_env, require, run, stack_name, write_pebble_api_root
 
 pytestmark = pytest.mark.e2e
-PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble"
 EDGE = ("compose.prod.yaml", "compose.pebble.yaml")
 # The test-only override that adds pebble (read its comments); it is copied into the project.
 PEBBLE = (Path(__file__).parent / "compose.pebble.yaml").read_text()
@@ -84,8 +83,7 @@ def project(cookies_session):
     project = EdgeProject(bake(cookies_session, project_name=stack_name("E2E Edge"), domain_name=DOMAIN))
     project.remove()  # whatever an interrupted earlier run left behind
     (project.path / "compose.pebble.yaml").write_text(PEBBLE)
-    api_root = run(["docker", "run", "--rm", "--entrypoint", "cat", PEBBLE_IMAGE, "/test/certs/pebble.minica.pem"])
-    (project.path / "pebble-api-root.pem").write_text(api_root.stdout)
+    write_pebble_api_root(project.path)
     try:
         started = time.monotonic()
         run(["make", "build-live", "TAG=e2e"], cwd=project.path, timeout=1200)

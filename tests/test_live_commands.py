@@ -23,10 +23,9 @@ import pytest
 import requests
 from test_e2e import DOMAIN, TIMEOUT, Project, engine_reachable, free_port, poll
 
-from conftest import bake, clean_env, require, run, stack_name
+from conftest import bake, clean_env, pebble_issuing_root, require, run, stack_name, write_pebble_api_root
 
 pytestmark = pytest.mark.e2e
-PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble"
 EDGE_FILES = "compose.prod.yaml:compose.pebble.yaml"
 TRUSTED_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
 
@@ -124,15 +123,6 @@ def edge_version(project: LiveProject, tag: str) -> httpx.Response:
     )
 
 
-def pebble_root(project: LiveProject) -> ssl.SSLContext:
-    api = ssl.create_default_context(cafile=str(project.path / "pebble-api-root.pem"))
-    root = httpx.get(f"https://127.0.0.1:{project.pebble_port}/roots/0", verify=api, timeout=30)
-    assert root.status_code == 200 and "BEGIN CERTIFICATE" in root.text
-    context = ssl.create_default_context()
-    context.load_verify_locations(cadata=root.text)
-    return context
-
-
 @pytest.fixture(scope="module")
 def project(cookies_session):
     require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
@@ -146,8 +136,7 @@ def project(cookies_session):
     project = LiveProject(path)
     project.remove()  # whatever an interrupted earlier run left behind
     shutil.copy(Path(__file__).parent / "compose.pebble.yaml", project.path)
-    api_root = run(["docker", "run", "--rm", "--entrypoint", "cat", PEBBLE_IMAGE, "/test/certs/pebble.minica.pem"])
-    (project.path / "pebble-api-root.pem").write_text(api_root.stdout)
+    write_pebble_api_root(project.path)
     try:
         project.make("build-live", "TAG=a", timeout=1800)
         for kind in ("app", "static", "offsite"):
@@ -195,7 +184,7 @@ class TestLiveCommands:
         assert "deploy: WARNING: ACME_EMAIL in .envs/edge.env is a placeholder (you@example.com)" in output
         assert "docker compose -f compose.prod.yaml logs edge" in output
         assert warned < output.index("deploy: migrating the database with a"), output[-3000:]
-        project.trust = pebble_root(project)
+        project.trust = pebble_issuing_root(project.path, project.pebble_port)
         page = edge_version(project, "a")
         assert page.status_code == 200 and page.http_version == "HTTP/2"
         assert (project.path / ".release").read_text() == "TAG=a\nPREVIOUS_TAG=\n"

@@ -24,10 +24,9 @@ import httpx
 import pytest
 from test_e2e import DOMAIN, TIMEOUT, Project, engine_reachable, free_port, poll
 
-from conftest import bake, clean_env, require, run, stack_name
+from conftest import bake, clean_env, pebble_issuing_root, require, run, stack_name, write_pebble_api_root
 
 pytestmark = pytest.mark.e2e
-PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble"
 COMPOSE_FILE = "compose.prod.yaml:compose.pebble.yaml"
 BEHIND_PROXY = "compose.prod.yaml:compose.behind-proxy.yaml"
 # The requests of test_5 arrive at nginx from Docker's gateway: a private address nginx must believe.
@@ -158,8 +157,7 @@ def released(cookies_session):
     require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
     project = ReleaseProject(bake(cookies_session, project_name=stack_name("E2E Release"), domain_name=DOMAIN))
     shutil.copy(Path(__file__).parent / "compose.pebble.yaml", project.path)
-    api_root = run(["docker", "run", "--rm", "--entrypoint", "cat", PEBBLE_IMAGE, "/test/certs/pebble.minica.pem"])
-    (project.path / "pebble-api-root.pem").write_text(api_root.stdout)
+    write_pebble_api_root(project.path)
     project.live_port, project.http_port, project.https_port, project.pebble_port = (free_port() for _ in range(4))
     project.remove()
     try:
@@ -177,21 +175,11 @@ def released(cookies_session):
             run(["docker", "tag", f"{project.slug}-{kind}:v1", f"{project.slug}-{kind}:v3"])
         first = project.make("release", "TAG=v1", timeout=TIMEOUT + 300)
         assert "all traffic on v1" in first.output or "v1 released" in first.output, first.output[-3000:]
-        project.trust = issuing_root(project)
+        project.trust = pebble_issuing_root(project.path, project.pebble_port)
         yield project
     finally:
         print(project.logs("", "app", "nginx", "edge")[-6000:])
         project.remove()
-
-
-def issuing_root(project: ReleaseProject) -> ssl.SSLContext:
-    """Trust in the root pebble issues the edge's certificate under, and nothing else."""
-    api = ssl.create_default_context(cafile=str(project.path / "pebble-api-root.pem"))
-    root = httpx.get(f"https://127.0.0.1:{project.pebble_port}/roots/0", verify=api, timeout=30)
-    assert root.status_code == 200 and "BEGIN CERTIFICATE" in root.text
-    context = ssl.create_default_context()
-    context.load_verify_locations(cadata=root.text)
-    return context
 
 
 def load(project: ReleaseProject) -> Load:
