@@ -5,14 +5,23 @@ Needs a Docker engine (skipped without one, except under CI where that is a fail
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from test_e2e import DOMAIN, TIMEOUT, Browser, Project, engine_reachable, env_file, poll
 
-from conftest import bake, clean_env, require, run, stack_name
+from support import (
+    DOMAIN,
+    TIMEOUT,
+    BackupProject,
+    Browser,
+    bake,
+    env_file,
+    poll,
+    require_engine,
+    run,
+    stack_name,
+)
 
 pytestmark = pytest.mark.e2e
 STAMP = r"\d{8}T\d{6}Z"
@@ -20,54 +29,8 @@ STAMP = r"\d{8}T\d{6}Z"
 BACKUP_FILE = rf"(db-{STAMP}\.dump\.age|media-{STAMP}\.tar\.gz\.age|seal-{STAMP}\.txt)"
 
 
-class BackupProject(Project):
-    """A baked project whose live commands also get the backup schedule's variables."""
-
-    def __init__(self, path, **settings: str):
-        super().__init__(path)
-        self.settings = settings
-
-    def env(self, file):
-        env = super().env(file)
-        return env if env.get("LIVE_PORT") is None else clean_env(**{**env, **self.settings})
-
-    def backups(self) -> list[str]:
-        listing = self.live("exec", "-T", "backup", "ls", "-1A", "/backups").stdout
-        return sorted(listing.split())
-
-    def piped(self, data: bytes, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """A live compose command with DATA on its standard input (a key, a dump)."""
-        result = subprocess.run(
-            self.command("compose.prod.yaml", *args),
-            cwd=self.path,
-            env=self.env("compose.prod.yaml"),
-            input=data,
-            capture_output=True,
-            timeout=600,
-        )
-        if check and result.returncode != 0:
-            pytest.fail(f"{' '.join(args)} exited {result.returncode}\n{result.stderr.decode()[-3000:]}")
-        return result
-
-    @property
-    def identity(self) -> bytes:
-        """The backups' private key, as the hook wrote it for the user to keep."""
-        return (self.path / "backup-identity.txt").read_bytes()
-
-    def volume(self, name: str) -> str:
-        return f"{self.slug}-live_{name}"
-
-    def make(self, *args: str, check: bool = True, timeout: float = 900):
-        """A Makefile target, as the user types it; its output (stdout and stderr) in .output."""
-        result = run(["make", *args], cwd=self.path, env=self.env("compose.prod.yaml"), timeout=timeout, check=False)
-        result.output = result.stdout + result.stderr
-        if check and result.returncode != 0:
-            pytest.fail(f"make {' '.join(args)} exited {result.returncode}\n{result.output[-4000:]}")
-        return result
-
-
 def baked(cookies_session, name: str, **options: str):
-    require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
+    require_engine()
     # Sign-in by username: the admin is created and logs in as "admin" (test_e2e.py covers the email login).
     options = {"key_value_store": "none", "use_celery": "n", "username_type": "username", **options}
     return bake(cookies_session, project_name=stack_name(f"E2E Backup {name}"), domain_name=DOMAIN, **options)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import (
+from support import (
     CIS,
     LICENSES,
     POSTGRES_VERSIONS,

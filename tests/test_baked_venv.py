@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 import pythons
-from conftest import DJANGO_VERSIONS, PYTHON_VERSIONS, SERVICES, bake, clean_env, run, supported
+from support import DJANGO_VERSIONS, PYTHON_VERSIONS, SERVICES, bake, clean_env, env_file, run, supported
 
 # The lock differs between no store, a store, and a store + Celery, each with or without Sentry; Valkey and
 # Redis alternate. Sign-in by username (its own model and migration) is checked on the variants without a
@@ -31,11 +31,6 @@ LOCKS = [
     )
     if supported(python, django)
 ]
-
-
-def env_file(path):
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
-    return dict(pairs)
 
 
 @pytest.mark.venv

@@ -20,10 +20,24 @@ import uuid
 import httpx
 import pytest
 import requests
-from test_e2e import DOMAIN, LIVE, TIMEOUT, engine_reachable, poll
-from test_edge import EDGE, PEBBLE, EdgeProject, answered, https
 
-from conftest import bake, clean_env, require, run, stack_name, write_pebble_api_root
+from support import (
+    DOMAIN,
+    EDGE,
+    LIVE,
+    PEBBLE,
+    TIMEOUT,
+    EdgeProject,
+    answered,
+    bake,
+    clean_env,
+    https,
+    poll,
+    require_engine,
+    run,
+    stack_name,
+    write_pebble_api_root,
+)
 
 pytestmark = pytest.mark.e2e
 STORE = "valkey"
@@ -48,7 +62,7 @@ print(json.dumps(results))
 
 @pytest.fixture(scope="module")
 def stack(cookies_session):
-    require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
+    require_engine()
     project = EdgeProject(bake(cookies_session, project_name=stack_name("E2E Containment"), domain_name=DOMAIN))
     project.remove()  # whatever an interrupted earlier run left behind
     (project.path / "compose.pebble.yaml").write_text(PEBBLE)

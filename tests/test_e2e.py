@@ -9,13 +9,10 @@ Needs a Docker engine (skipped without one, except under CI where that is a fail
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import signal
-import socket
 import subprocess
-import tarfile
 import threading
 import time
 from pathlib import Path
@@ -24,18 +21,26 @@ import pytest
 import requests
 
 import pythons
-from conftest import bake, clean_env, postgres_major, require, run, stack_name
+from support import (
+    DOMAIN,
+    LIVE,
+    SMTP_CATCHER,
+    STRAYS,
+    TIMEOUT,
+    WATCH,
+    Browser,
+    Project,
+    bake,
+    clean_env,
+    env_file,
+    image_files,
+    poll,
+    require_engine,
+    run,
+    stack_name,
+)
 
 pytestmark = pytest.mark.e2e
-DOMAIN = "shop.example.com"
-# Secrets a user may leave in the project: none of them may reach an image (.envs/prod.env is there already).
-STRAYS = {".env": "STRAY_VARIABLE=stray-env-secret\n", "live.yaml": "stringData: {SECRET_KEY: stray-manifest-secret}\n"}
-# An SMTP server for the e2e tests, on the python stand-in: it prints each mail it receives to its log.
-SMTP_CATCHER = """FROM python:3.13-slim
-RUN pip install --no-cache-dir aiosmtpd==1.4.6
-USER nobody
-CMD ["python", "-u", "-m", "aiosmtpd", "-n", "-l", "0.0.0.0:1025", "-c", "aiosmtpd.handlers.Debugging"]
-"""
 # A Sentry stand-in for the e2e tests, on the python stand-in: it accepts every envelope the SDK posts and prints
 # it to its log as one JSON line (the request's path and its decompressed body).
 SENTRY_RECEIVER = {
@@ -78,184 +83,12 @@ def fail(request):
 urlpatterns = [path("e2e/error/", fail), *urlpatterns]
 """,
 }
-TIMEOUT = 240  # seconds for a stack to become healthy on a busy 2-core machine
-# The development stack as `make watch` runs it: the override replaces the source's bind mount by sync rules.
-WATCH = ("compose.yaml", "compose.watch.yaml")
-# The live stack as these tests reach it: without its edge (`make deploy BEHIND_PROXY=1`), nginx on a loopback
-# port, believing the forwarded headers of the test's requests as it would a load balancer's. They arrive from
-# the Docker network's gateway, a private address the engine picks. tests/test_edge.py runs the edge itself.
-LIVE = ("compose.prod.yaml", "compose.behind-proxy.yaml")
-TRUSTED_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
-
-
-def engine_reachable() -> bool:
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-def env_file(path: Path) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
-    return dict(pairs)
-
-
-def image_files(saved: bytes):
-    """(path, content) of every file in a `docker save` archive: its manifest and config, and the files of
-    every layer (plain or compressed tarballs inside it, opened), so a secret anywhere is found."""
-
-    def walk(archive: tarfile.TarFile, prefix: str):
-        for member in archive:
-            if not member.isfile():
-                continue
-            data = archive.extractfile(member).read()
-            try:
-                inner = tarfile.open(fileobj=io.BytesIO(data))
-            except tarfile.TarError:
-                yield prefix + member.name, data
-                continue
-            with inner:
-                yield from walk(inner, f"{prefix}{member.name}!")
-
-    with tarfile.open(fileobj=io.BytesIO(saved)) as archive:
-        yield from walk(archive, "")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def poll(check, timeout: float, interval: float = 1.0, what: str = "condition"):
-    """Call check() until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (requests.RequestException, subprocess.SubprocessError) as exc:
-            last = exc
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-class Browser:
-    """Talks to nginx the way a TLS-terminating proxy in front of it does: Host is the public domain and
-    X-Forwarded-Proto is https, so Django sees the request a visitor of https://DOMAIN made (nginx believes it:
-    the live stack runs behind a proxy here, LIVE, with the test's address among its TRUSTED_PROXIES)."""
-
-    def __init__(self, port: int):
-        self.base = f"http://127.0.0.1:{port}"
-        self.session = requests.Session()
-        self.session.headers.update({"Host": DOMAIN, "X-Forwarded-Proto": "https"})
-
-    def keep_cookies(self, response: requests.Response) -> requests.Response:
-        # Django marks its cookies Secure (the visitor uses HTTPS); the hop from the stand-in proxy to
-        # nginx is plain HTTP, where a cookie jar would hold them back. Send them anyway.
-        for cookie in self.session.cookies:
-            cookie.secure = False
-        return response
-
-    def get(self, path: str, **kwargs) -> requests.Response:
-        return self.keep_cookies(self.session.get(self.base + path, allow_redirects=False, timeout=30, **kwargs))
-
-    def post_form(self, path: str, data: dict, files: dict | None = None) -> requests.Response:
-        """POST a form read from `path` (GET first for its CSRF token), as the browser would."""
-        page = self.get(path)
-        assert page.status_code == 200, f"GET {path}: {page.status_code}"
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-        return self.post(path, {"csrfmiddlewaretoken": token, **data}, files=files)
-
-    def post(self, path: str, data: dict, files: dict | None = None, referer: str | None = None) -> requests.Response:
-        headers = {"Referer": f"https://{DOMAIN}{referer or path}"}
-        return self.keep_cookies(
-            self.session.post(
-                self.base + path, data=data, files=files, headers=headers, allow_redirects=False, timeout=30
-            )
-        )
-
-
-class Project:
-    """A baked project and the docker / docker compose commands a user would type in it."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.slug = path.name
-        self.ports = {"APP_PORT": free_port(), "NGINX_PORT": free_port(), "DB_PORT": free_port()}
-        self.live_port = free_port()
-        # The builder stages by hand; the two live images through the Makefile, as a user builds them.
-        self.images = {
-            "appbuilder": f"{self.slug}-appbuilder:e2e",
-            "staticbuilder": f"{self.slug}-staticbuilder:e2e",
-            "applayer": f"{self.slug}-app:e2e",
-            "staticlayer": f"{self.slug}-static:e2e",
-            "offsite": f"{self.slug}-offsite:e2e",  # built by make build-live too
-            # make build-live's image for the backup service: PostgreSQL's image of the project's major with age.
-            "backup": f"{self.slug}-backup:pg{postgres_major(path)}",
-        }
-
-    def env(self, file: str | tuple[str, ...]) -> dict[str, str]:
-        """The environment for a compose file, or for a list of them (the first one decides: compose.yaml's
-        overrides get the development ports too)."""
-        first = file if isinstance(file, str) else file[0]
-        if first == "compose.yaml":
-            return clean_env(**{k: str(v) for k, v in self.ports.items()})
-        # compose.prod.yaml's default image names, at the tag `make build-live TAG=e2e` gave them; BEHIND_PROXY
-        # for the Makefile's live targets.
-        return clean_env(LIVE_PORT=str(self.live_port), TAG="e2e", BEHIND_PROXY="1", TRUSTED_PROXIES=TRUSTED_PROXIES)
-
-    def command(self, file: str | tuple[str, ...], *args: str) -> list[str]:
-        files = (file,) if isinstance(file, str) else file
-        return ["docker", "compose", *(flag for name in files for flag in ("-f", name)), *args]
-
-    def compose(
-        self, file: str | tuple[str, ...], *args: str, check: bool = True, timeout: float = 600
-    ) -> subprocess.CompletedProcess:
-        return run(self.command(file, *args), cwd=self.path, env=self.env(file), timeout=timeout, check=check)
-
-    def live(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        return self.compose(LIVE, *args, **kwargs)
-
-    def container(self, file: str | tuple[str, ...], service: str) -> str:
-        return self.compose(file, "ps", "-a", "-q", service).stdout.strip()
-
-    def inspect(self, container: str) -> dict:
-        return json.loads(run(["docker", "inspect", container]).stdout)[0]
-
-    def health(self, file: str, service: str) -> str:
-        state = self.inspect(self.container(file, service))["State"]
-        return (state.get("Health") or {}).get("Status", state["Status"])
-
-    def logs(self, file: str | tuple[str, ...], *services: str) -> str:
-        return self.compose(file, "logs", "--no-color", "--tail", "200", *services, check=False).stdout
-
-    def run_once(self, *args: str, check: bool = True, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
-        """`docker compose run --rm` in the live stack, as the README's deploy steps do."""
-        result = self.live("run", "--rm", *args, check=False, timeout=timeout)
-        if check and result.returncode != 0:
-            pytest.fail(f"run {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def exit_code(self, image: str, *command: str) -> int:
-        """Run a command in a throwaway container of an image and return its exit code."""
-        return run(["docker", "run", "--rm", "--entrypoint", command[0], image, *command[1:]], check=False).returncode
-
-    def up_live(self) -> None:
-        self.live("up", "-d", "--wait", "--wait-timeout", str(TIMEOUT), timeout=TIMEOUT + 60)
-
-    def remove(self) -> None:
-        for file in ("compose.yaml", LIVE):
-            self.compose(file, "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
-        run(["docker", "rmi", "-f", *self.images.values()], check=False)
 
 
 @pytest.fixture(scope="class")
 def project(request, cookies_session):
     """The class's project, baked and with its four images built once."""
-    require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
+    require_engine()
     options = dict(request.cls.options)
     # Two runs of the same class on one engine would share compose project, volume and image names:
     options["project_name"] = stack_name(options["project_name"])

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, TEMPLATE, bake, clean_env, load_yaml, postgres_major, require, run, stack_name, tool
+from support import (
+    BIN,
+    TEMPLATE,
+    bake,
+    clean_env,
+    free_port,
+    load_yaml,
+    postgres_major,
+    require_engine,
+    run,
+    stack_name,
+    tool,
+)
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test",
@@ -118,24 +129,11 @@ def test_makefile_offers_the_everyday_tasks(cookies):
     assert deploying.index("manage.py migrate") < deploying.index("up -d --wait"), "migrations must run first"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def docker_engine_reachable() -> bool:
-    try:
-        return subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 @pytest.mark.e2e
 def test_makefile_docker_targets_work_on_a_fresh_bake(cookies):
     """The targets a new user types first, right after baking, with no stack running: each works. (`make test`
     and `make build-live` also run in tests/test_e2e.py.)"""
-    require(docker_engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
+    require_engine()
     project = bake(cookies, project_name=stack_name("Make Targets"), key_value_store="none", use_celery="n")
     ports = {"APP_PORT": free_port(), "NGINX_PORT": free_port(), "DB_PORT": free_port()}
     env = clean_env(**{name: str(port) for name, port in ports.items()})

@@ -11,75 +11,38 @@ under CI where that is a failure)."""
 from __future__ import annotations
 
 import re
-import socket
 import ssl
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 import requests
-from test_e2e import DOMAIN, LIVE, TIMEOUT, Project, engine_reachable, free_port, poll
 
-from conftest import bake, clean_env, require, run, stack_name, write_pebble_api_root
+from support import (
+    DOMAIN,
+    EDGE,
+    LIVE,
+    PEBBLE,
+    TIMEOUT,
+    EdgeProject,
+    answered,
+    bake,
+    https,
+    poll,
+    require_engine,
+    run,
+    served_certificate,
+    stack_name,
+    write_pebble_api_root,
+)
 
 pytestmark = pytest.mark.e2e
-EDGE = ("compose.prod.yaml", "compose.pebble.yaml")
-# The test-only override that adds pebble (read its comments); it is copied into the project.
-PEBBLE = (Path(__file__).parent / "compose.pebble.yaml").read_text()
-
-
-class EdgeProject(Project):
-    """The baked project; its live stack runs with the edge (EDGE), or without it (LIVE) for the last test."""
-
-    def __init__(self, path: Path):
-        super().__init__(path)
-        self.http_port, self.https_port, self.pebble_port = free_port(), free_port(), free_port()
-        self.trusted_proxies = ""
-
-    def env(self, file):
-        if file == "compose.yaml":
-            return super().env(file)
-        ports = {"HTTP_PORT": self.http_port, "HTTPS_PORT": self.https_port, "PEBBLE_PORT": self.pebble_port}
-        return clean_env(
-            **{k: str(v) for k, v in ports.items()},
-            LIVE_PORT=str(self.live_port),
-            TAG="e2e",
-            TRUSTED_PROXIES=self.trusted_proxies,
-            EDGE_DOMAIN=DOMAIN,
-        )
-
-    def edge(self, *args: str, **kwargs):
-        return self.compose(EDGE, *args, **kwargs)
-
-    def remove(self) -> None:
-        self.edge("down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
-        super().remove()
-
-    def app_log_address(self, marker: str) -> str:
-        """The client address the app's access log gives for the request whose URL holds `marker`."""
-        lines = poll(
-            lambda: [line for line in self.logs(EDGE, "app").splitlines() if marker in line],
-            30,
-            what=f"the app's log line for {marker}",
-        )
-        return lines[-1].split("|", 1)[-1].split()[0]
-
-    @property
-    def network(self) -> str:
-        """The live stack's network of the edge and nginx (compose.prod.yaml's project name is `<slug>-live`)."""
-        return f"{self.slug}-live_public"
-
-    def network_gateway(self) -> str:
-        return run(
-            ["docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", self.network]
-        ).stdout.strip()
 
 
 @pytest.fixture(scope="module")
 def project(cookies_session):
-    require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
+    require_engine()
     project = EdgeProject(bake(cookies_session, project_name=stack_name("E2E Edge"), domain_name=DOMAIN))
     project.remove()  # whatever an interrupted earlier run left behind
     (project.path / "compose.pebble.yaml").write_text(PEBBLE)
@@ -105,36 +68,6 @@ def edge(project):
     (project.path / "issuing-root.pem").write_text(root.text)
     # Trusting only the root pebble signs certificates under (not the machine's, not pebble's API root).
     return ssl.create_default_context(cafile=str(project.path / "issuing-root.pem"))
-
-
-def answered(check):
-    """check, returning None while the edge refuses the connection or the handshake (for poll)."""
-
-    def attempt():
-        try:
-            return check()
-        except (OSError, httpx.HTTPError):
-            return None
-
-    return attempt
-
-
-def served_certificate(port: int, trust: ssl.SSLContext) -> tuple[dict, bytes]:
-    """The edge's certificate for DOMAIN (SNI) on a loopback port, verified against `trust` alone."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with trust.wrap_socket(raw, server_hostname=DOMAIN) as tls:
-            return tls.getpeercert(), tls.getpeercert(binary_form=True)
-
-
-def https(project: EdgeProject, trust: ssl.SSLContext, path: str = "/", **kwargs) -> httpx.Response:
-    """GET https://DOMAIN/path through the edge's loopback port, over HTTP/2, trusting `trust` alone."""
-    with httpx.Client(http2=True, verify=trust, timeout=30) as client:
-        return client.get(
-            f"https://127.0.0.1:{project.https_port}{path}",
-            headers={"Host": DOMAIN, **kwargs.pop("headers", {})},
-            extensions={"sni_hostname": DOMAIN},
-            **kwargs,
-        )
 
 
 class TestEdge:
@@ -294,7 +227,7 @@ class TestEdge:
 def test_several_domains_are_separated_by_spaces_as_edge_env_says(cookies):
     """DOMAINS is substituted into the Caddyfile's site address: names separated by spaces (or ", ") are
     several sites; a bare comma stops Caddy with its own advice. edge.env's comment says so."""
-    require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
+    require_engine()
     project = bake(cookies, project_name="Caddy Domains")
     assert "separated by spaces" in (project / ".envs/edge.env.example").read_text()
     caddy = re.search(r"image: (caddy:\S+)", (project / "compose.prod.yaml").read_text()).group(1)

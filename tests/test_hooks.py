@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TEMPLATE, bake, clean_env, require, run, tool
+from support import TEMPLATE, bake, clean_env, env_file, require, run, tool
 
 SECRET_RE = r"[A-Za-z0-9][A-Za-z0-9_-]+"
 
@@ -287,15 +287,6 @@ def test_baking_needs_no_network(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "offline_shop" / "uv.lock").exists()
     assert "Next steps" in result.stdout
-
-
-def env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key] = value
-    return values
 
 
 GENERATED = {"SECRET_KEY", "POSTGRES_PASSWORD", "APP_DB_PASSWORD", "REDIS_PASSWORD", "BACKUP_AUTH_KEY"}

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import SERVICES, bake, clean_env, require, run, tool
+from support import SERVICES, bake, clean_env, require, run, tool
 
 KUBE = {"deploy_target": "compose+kubernetes"}
 UNRENDERED = re.compile(r"(?<!\$)\{\{|\{%|\{#|cookiecutter\.")

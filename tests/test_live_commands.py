@@ -21,9 +21,21 @@ from pathlib import Path
 import httpx
 import pytest
 import requests
-from test_e2e import DOMAIN, TIMEOUT, Project, engine_reachable, free_port, poll
 
-from conftest import bake, clean_env, pebble_issuing_root, require, run, stack_name, write_pebble_api_root
+from support import (
+    DOMAIN,
+    TIMEOUT,
+    Project,
+    bake,
+    clean_env,
+    free_port,
+    pebble_issuing_root,
+    poll,
+    require_engine,
+    run,
+    stack_name,
+    write_pebble_api_root,
+)
 
 pytestmark = pytest.mark.e2e
 EDGE_FILES = "compose.prod.yaml:compose.pebble.yaml"
@@ -125,7 +137,7 @@ def edge_version(project: LiveProject, tag: str) -> httpx.Response:
 
 @pytest.fixture(scope="module")
 def project(cookies_session):
-    require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
+    require_engine()
     path = bake(
         cookies_session,
         project_name=stack_name("E2E Live Commands"),

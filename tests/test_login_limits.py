@@ -10,9 +10,19 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_e2e import DOMAIN, SMTP_CATCHER, TIMEOUT, Browser, Project, engine_reachable, poll
 
-from conftest import bake, require, run, stack_name
+from support import (
+    DOMAIN,
+    SMTP_CATCHER,
+    TIMEOUT,
+    Browser,
+    Project,
+    bake,
+    poll,
+    require_engine,
+    run,
+    stack_name,
+)
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "e2e-Password-1"
@@ -38,7 +48,7 @@ class LimitsProject(Project):
 
 @pytest.fixture(scope="module")
 def stack(cookies_session, tmp_path_factory):
-    require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
+    require_engine()
     path = bake(
         cookies_session,
         project_name=stack_name("E2E Limits"),

@@ -23,10 +23,19 @@ import time
 from pathlib import Path
 
 import pytest
-from test_backups import BackupProject
-from test_e2e import DOMAIN, TIMEOUT, Browser, engine_reachable, poll
 
-from conftest import bake, require, run, stack_name
+from support import (
+    DOMAIN,
+    TIMEOUT,
+    BackupProject,
+    Browser,
+    bake,
+    poll,
+    require,
+    require_engine,
+    run,
+    stack_name,
+)
 
 pytestmark = pytest.mark.e2e
 # Secrets and local files a user may have lying around: none may reach an image or the watch sync.
@@ -129,7 +138,7 @@ def read_terminal(leader: int, shown: bytearray, seconds: float) -> None:
 
 @pytest.fixture(scope="module")
 def project(cookies_session):
-    require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
+    require_engine()
     require(os.geteuid() == 0, "these steps are the root user's (the suite runs as root here)")
     # Celery too: the app, the worker and beat share the development image.
     path = bake(cookies_session, project_name=stack_name("E2E New App"), domain_name=DOMAIN, key_value_store="valkey")

@@ -22,9 +22,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_e2e import DOMAIN, TIMEOUT, Project, engine_reachable, free_port, poll
 
-from conftest import bake, clean_env, pebble_issuing_root, require, run, stack_name, write_pebble_api_root
+from support import (
+    DOMAIN,
+    TIMEOUT,
+    Project,
+    bake,
+    clean_env,
+    free_port,
+    pebble_issuing_root,
+    poll,
+    require_engine,
+    run,
+    stack_name,
+    write_pebble_api_root,
+)
 
 pytestmark = pytest.mark.e2e
 COMPOSE_FILE = "compose.prod.yaml:compose.pebble.yaml"
@@ -154,7 +166,7 @@ class ReleaseProject(Project):
 @pytest.fixture(scope="module")
 def released(cookies_session):
     """The default project, its images built as v1, v2 and a broken v3, and v1 released on an empty host."""
-    require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
+    require_engine()
     project = ReleaseProject(bake(cookies_session, project_name=stack_name("E2E Release"), domain_name=DOMAIN))
     shutil.copy(Path(__file__).parent / "compose.pebble.yaml", project.path)
     write_pebble_api_root(project.path)

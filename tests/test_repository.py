@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import TEMPLATE, bake, clean_env, run, tool
+from support import TEMPLATE, bake, clean_env, run, tool
 
 ZIZMOR = "1.32.0"  # the template's pinned dev dependency, and the baked pre-commit's
 

@@ -1,0 +1,532 @@
+"""The one support module of the template's tests: baking and the option matrix, running commands, and the
+baked project's stacks as a user drives them (Project and its live, edge and backup variants, a Browser that talks
+to nginx as a TLS-terminating proxy does). Fixtures live in conftest.py; test files import from here."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import requests
+import yaml
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+# The tests `import pythons` (scripts/pythons.py): uv under a baked project's Python, on the host or in Docker.
+sys.path.insert(0, str(TEMPLATE / "scripts"))
+# pytest-cookies renders cookiecutter.json before cookiecutter puts the template on the path for its extension
+# (check_answers.py); cookiecutter and cruft do that themselves.
+sys.path.append(str(TEMPLATE))
+BIN = Path(sys.executable).parent  # the template's virtualenv: cookiecutter, ruff, hadolint, uv...
+
+# Every answer that changes the baked files, with its values.
+PYTHON_VERSIONS = ["3.14", "3.13", "3.12", "3.15"]
+DJANGO_VERSIONS = ["5.2", "6.1"]
+POSTGRES_VERSIONS = ["18", "17", "16", "15"]
+SERVICES = {
+    "none": {"key_value_store": "none", "use_celery": "n"},
+    "valkey": {"key_value_store": "valkey", "use_celery": "n"},
+    "redis": {"key_value_store": "redis", "use_celery": "n"},
+    "celery-valkey": {"key_value_store": "valkey", "use_celery": "y"},
+    "celery-redis": {"key_value_store": "redis", "use_celery": "y"},
+}
+CIS = ["github", "gitlab", "none"]
+LICENSES = ["MIT", "BSD-3-Clause", "Apache-2.0", "GPL-3.0-or-later", "Not open source"]
+USERNAME_TYPES = ["email", "username"]
+
+
+def supported(python: str, django: str) -> bool:
+    """Django 5.2 does not support Python 3.15; the pre-gen hook refuses the pair."""
+    return not (python == "3.15" and django == "5.2")
+
+
+def combinations() -> list[dict[str, str]]:
+    """Every combination of Python, Django, PostgreSQL and services that can be baked (7 x 4 x 5 = 140), with
+    the CI and the license rotating through their values so that every (CI, license) and every (CI,
+    services) pair appears: those two answers only add or remove whole files."""
+    versions = [
+        (py, dj, pg, svc)
+        for py, dj, pg, svc in itertools.product(PYTHON_VERSIONS, DJANGO_VERSIONS, POSTGRES_VERSIONS, SERVICES)
+        if supported(py, dj)
+    ]
+    return [
+        {
+            "python_version": py,
+            "django_version": dj,
+            "postgres_version": pg,
+            **SERVICES[svc],
+            "ci": CIS[index % len(CIS)],
+            "open_source_license": LICENSES[index % len(LICENSES)],
+            # Changes the users app's model, admin, migration and tests only: alternating covers both.
+            "username_type": USERNAME_TYPES[index % len(USERNAME_TYPES)],
+        }
+        for index, (py, dj, pg, svc) in enumerate(versions)
+    ]
+
+
+def services_id(context: dict[str, str]) -> str:
+    return next(name for name, answers in SERVICES.items() if all(context[k] == v for k, v in answers.items()))
+
+
+def combination_id(context: dict[str, str]) -> str:
+    return "-".join(
+        [
+            f"py{context['python_version']}",
+            f"dj{context['django_version']}",
+            f"pg{context['postgres_version']}",
+            services_id(context),
+            context["ci"],
+            context["open_source_license"].replace(" ", ""),
+            context["username_type"],
+        ]
+    )
+
+
+def tool(name: str) -> str:
+    """A command from the template's virtualenv, else from PATH; a missing tool fails the test."""
+    candidate = BIN / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: run `uv sync` in the template (it installs the pinned tools)")
+    return found
+
+
+def run(
+    command: list[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(command)} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}"
+            f"\n--- stderr\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """Safe YAML plus Compose's merge tags (!override, !reset), read as the plain value they tag."""
+
+
+def _compose_tag(loader: ComposeLoader, node: yaml.Node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+for _tag in ("!override", "!reset"):
+    ComposeLoader.add_constructor(_tag, _compose_tag)
+
+
+def load_yaml(text: str):
+    return yaml.load(text, Loader=ComposeLoader)
+
+
+def bake(cookies, **context: str) -> Path:
+    """Bake with these answers and return the project's path; fail with cookiecutter's reason if it fails."""
+    result = cookies.bake(extra_context=context)
+    assert result.exception is None, f"bake failed: {result.exception}"
+    assert result.exit_code == 0
+    return Path(result.project_path)
+
+
+def postgres_major(project: Path) -> str:
+    """The PostgreSQL major a baked project's live stack runs (compose.prod.yaml's database image): the tag of
+    the backup image make build-live builds (<slug>-backup:pg<major>)."""
+    return re.search(r"(?m)^    image: postgres:(\d+)$", (project / "compose.prod.yaml").read_text()).group(1)
+
+
+# Let's Encrypt's ACME test server, which the edge tests get their certificates from.
+PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble"
+
+
+def write_pebble_api_root(project: Path) -> None:
+    """pebble-api-root.pem in the project: the root that signs pebble's own API (compose.pebble.yaml's CA)."""
+    api_root = run(["docker", "run", "--rm", "--entrypoint", "cat", PEBBLE_IMAGE, "/test/certs/pebble.minica.pem"])
+    (project / "pebble-api-root.pem").write_text(api_root.stdout)
+
+
+def pebble_issuing_root(project: Path, pebble_port: int) -> ssl.SSLContext:
+    """Trust in the root pebble issues the edge's certificate under, and nothing else."""
+    api = ssl.create_default_context(cafile=str(project / "pebble-api-root.pem"))
+    root = httpx.get(f"https://127.0.0.1:{pebble_port}/roots/0", verify=api, timeout=30)
+    assert root.status_code == 200 and "BEGIN CERTIFICATE" in root.text
+    context = ssl.create_default_context()
+    context.load_verify_locations(cadata=root.text)
+    return context
+
+
+def stack_name(name: str) -> str:
+    """The project name for an end-to-end bake: with E2E_NAME_SUFFIX (e.g. a branch name) appended, a second run
+    on the same engine gets stacks, volumes and images of its own."""
+    suffix = os.environ.get("E2E_NAME_SUFFIX")
+    return f"{name} {suffix}" if suffix else name
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment a baked project's commands run with: none of this run's Django variables."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DJANGO_SETTINGS_MODULE",
+            "DATABASE_URL",
+            "REDIS_URL",
+            "DEBUG",
+            "SECRET_KEY",
+            "VIRTUAL_ENV",
+            "UV_PROJECT_ENVIRONMENT",
+        )
+    }
+    env.update(extra)
+    return env
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when something optional is missing on a developer's machine; in CI, fail instead."""
+    if condition:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: a missing prerequisite is a failure, not a skip)")
+    pytest.skip(reason)
+
+
+# ---- The baked project's stacks, as the end-to-end tests drive them.
+
+DOMAIN = "shop.example.com"
+# Secrets a user may leave in the project: none of them may reach an image (.envs/prod.env is there already).
+STRAYS = {".env": "STRAY_VARIABLE=stray-env-secret\n", "live.yaml": "stringData: {SECRET_KEY: stray-manifest-secret}\n"}
+# An SMTP server for the e2e tests, on the python stand-in: it prints each mail it receives to its log.
+SMTP_CATCHER = """FROM python:3.13-slim
+RUN pip install --no-cache-dir aiosmtpd==1.4.6
+USER nobody
+CMD ["python", "-u", "-m", "aiosmtpd", "-n", "-l", "0.0.0.0:1025", "-c", "aiosmtpd.handlers.Debugging"]
+"""
+TIMEOUT = 240  # seconds for a stack to become healthy on a busy 2-core machine
+# The development stack as `make watch` runs it: the override replaces the source's bind mount by sync rules.
+WATCH = ("compose.yaml", "compose.watch.yaml")
+# The live stack as these tests reach it: without its edge (`make deploy BEHIND_PROXY=1`), nginx on a loopback
+# port, believing the forwarded headers of the test's requests as it would a load balancer's. They arrive from
+# the Docker network's gateway, a private address the engine picks. tests/test_edge.py runs the edge itself.
+LIVE = ("compose.prod.yaml", "compose.behind-proxy.yaml")
+TRUSTED_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+
+
+def engine_reachable() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def require_engine() -> None:
+    """Skip without a Docker engine on a developer's machine; under CI, fail."""
+    require(engine_reachable(), "no Docker engine is reachable (run ../shared/container-engine/setup)")
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """The variables of an env file (.envs/*.env): NAME=value lines, comments and blank lines skipped."""
+    values = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key] = value
+    return values
+
+
+def image_files(saved: bytes):
+    """(path, content) of every file in a `docker save` archive: its manifest and config, and the files of
+    every layer (plain or compressed tarballs inside it, opened), so a secret anywhere is found."""
+
+    def walk(archive: tarfile.TarFile, prefix: str):
+        for member in archive:
+            if not member.isfile():
+                continue
+            data = archive.extractfile(member).read()
+            try:
+                inner = tarfile.open(fileobj=io.BytesIO(data))
+            except tarfile.TarError:
+                yield prefix + member.name, data
+                continue
+            with inner:
+                yield from walk(inner, f"{prefix}{member.name}!")
+
+    with tarfile.open(fileobj=io.BytesIO(saved)) as archive:
+        yield from walk(archive, "")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def poll(check, timeout: float, interval: float = 1.0, what: str = "condition"):
+    """Call check() until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except (requests.RequestException, subprocess.SubprocessError) as exc:
+            last = exc
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Browser:
+    """Talks to nginx the way a TLS-terminating proxy in front of it does: Host is the public domain and
+    X-Forwarded-Proto is https, so Django sees the request a visitor of https://DOMAIN made (nginx believes it:
+    the live stack runs behind a proxy here, LIVE, with the test's address among its TRUSTED_PROXIES)."""
+
+    def __init__(self, port: int):
+        self.base = f"http://127.0.0.1:{port}"
+        self.session = requests.Session()
+        self.session.headers.update({"Host": DOMAIN, "X-Forwarded-Proto": "https"})
+
+    def keep_cookies(self, response: requests.Response) -> requests.Response:
+        # Django marks its cookies Secure (the visitor uses HTTPS); the hop from the stand-in proxy to
+        # nginx is plain HTTP, where a cookie jar would hold them back. Send them anyway.
+        for cookie in self.session.cookies:
+            cookie.secure = False
+        return response
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.keep_cookies(self.session.get(self.base + path, allow_redirects=False, timeout=30, **kwargs))
+
+    def post_form(self, path: str, data: dict, files: dict | None = None) -> requests.Response:
+        """POST a form read from `path` (GET first for its CSRF token), as the browser would."""
+        page = self.get(path)
+        assert page.status_code == 200, f"GET {path}: {page.status_code}"
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        return self.post(path, {"csrfmiddlewaretoken": token, **data}, files=files)
+
+    def post(self, path: str, data: dict, files: dict | None = None, referer: str | None = None) -> requests.Response:
+        headers = {"Referer": f"https://{DOMAIN}{referer or path}"}
+        return self.keep_cookies(
+            self.session.post(
+                self.base + path, data=data, files=files, headers=headers, allow_redirects=False, timeout=30
+            )
+        )
+
+
+class Project:
+    """A baked project and the docker / docker compose commands a user would type in it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.slug = path.name
+        self.ports = {"APP_PORT": free_port(), "NGINX_PORT": free_port(), "DB_PORT": free_port()}
+        self.live_port = free_port()
+        # The builder stages by hand; the two live images through the Makefile, as a user builds them.
+        self.images = {
+            "appbuilder": f"{self.slug}-appbuilder:e2e",
+            "staticbuilder": f"{self.slug}-staticbuilder:e2e",
+            "applayer": f"{self.slug}-app:e2e",
+            "staticlayer": f"{self.slug}-static:e2e",
+            "offsite": f"{self.slug}-offsite:e2e",  # built by make build-live too
+            # make build-live's image for the backup service: PostgreSQL's image of the project's major with age.
+            "backup": f"{self.slug}-backup:pg{postgres_major(path)}",
+        }
+
+    def env(self, file: str | tuple[str, ...]) -> dict[str, str]:
+        """The environment for a compose file, or for a list of them (the first one decides: compose.yaml's
+        overrides get the development ports too)."""
+        first = file if isinstance(file, str) else file[0]
+        if first == "compose.yaml":
+            return clean_env(**{k: str(v) for k, v in self.ports.items()})
+        # compose.prod.yaml's default image names, at the tag `make build-live TAG=e2e` gave them; BEHIND_PROXY
+        # for the Makefile's live targets.
+        return clean_env(LIVE_PORT=str(self.live_port), TAG="e2e", BEHIND_PROXY="1", TRUSTED_PROXIES=TRUSTED_PROXIES)
+
+    def command(self, file: str | tuple[str, ...], *args: str) -> list[str]:
+        files = (file,) if isinstance(file, str) else file
+        return ["docker", "compose", *(flag for name in files for flag in ("-f", name)), *args]
+
+    def compose(
+        self, file: str | tuple[str, ...], *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess:
+        return run(self.command(file, *args), cwd=self.path, env=self.env(file), timeout=timeout, check=check)
+
+    def live(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return self.compose(LIVE, *args, **kwargs)
+
+    def container(self, file: str | tuple[str, ...], service: str) -> str:
+        return self.compose(file, "ps", "-a", "-q", service).stdout.strip()
+
+    def inspect(self, container: str) -> dict:
+        return json.loads(run(["docker", "inspect", container]).stdout)[0]
+
+    def health(self, file: str, service: str) -> str:
+        state = self.inspect(self.container(file, service))["State"]
+        return (state.get("Health") or {}).get("Status", state["Status"])
+
+    def logs(self, file: str | tuple[str, ...], *services: str) -> str:
+        return self.compose(file, "logs", "--no-color", "--tail", "200", *services, check=False).stdout
+
+    def run_once(self, *args: str, check: bool = True, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+        """`docker compose run --rm` in the live stack, as the README's deploy steps do."""
+        result = self.live("run", "--rm", *args, check=False, timeout=timeout)
+        if check and result.returncode != 0:
+            pytest.fail(f"run {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def exit_code(self, image: str, *command: str) -> int:
+        """Run a command in a throwaway container of an image and return its exit code."""
+        return run(["docker", "run", "--rm", "--entrypoint", command[0], image, *command[1:]], check=False).returncode
+
+    def up_live(self) -> None:
+        self.live("up", "-d", "--wait", "--wait-timeout", str(TIMEOUT), timeout=TIMEOUT + 60)
+
+    def remove(self) -> None:
+        for file in ("compose.yaml", LIVE):
+            self.compose(file, "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
+        run(["docker", "rmi", "-f", *self.images.values()], check=False)
+
+
+EDGE = ("compose.prod.yaml", "compose.pebble.yaml")
+# The test-only override that adds pebble (read its comments); it is copied into the project.
+PEBBLE = (Path(__file__).parent / "compose.pebble.yaml").read_text()
+
+
+class EdgeProject(Project):
+    """The baked project; its live stack runs with the edge (EDGE), or without it (LIVE) for the last test."""
+
+    def __init__(self, path: Path):
+        super().__init__(path)
+        self.http_port, self.https_port, self.pebble_port = free_port(), free_port(), free_port()
+        self.trusted_proxies = ""
+
+    def env(self, file):
+        if file == "compose.yaml":
+            return super().env(file)
+        ports = {"HTTP_PORT": self.http_port, "HTTPS_PORT": self.https_port, "PEBBLE_PORT": self.pebble_port}
+        return clean_env(
+            **{k: str(v) for k, v in ports.items()},
+            LIVE_PORT=str(self.live_port),
+            TAG="e2e",
+            TRUSTED_PROXIES=self.trusted_proxies,
+            EDGE_DOMAIN=DOMAIN,
+        )
+
+    def edge(self, *args: str, **kwargs):
+        return self.compose(EDGE, *args, **kwargs)
+
+    def remove(self) -> None:
+        self.edge("down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
+        super().remove()
+
+    def app_log_address(self, marker: str) -> str:
+        """The client address the app's access log gives for the request whose URL holds `marker`."""
+        lines = poll(
+            lambda: [line for line in self.logs(EDGE, "app").splitlines() if marker in line],
+            30,
+            what=f"the app's log line for {marker}",
+        )
+        return lines[-1].split("|", 1)[-1].split()[0]
+
+    @property
+    def network(self) -> str:
+        """The live stack's network of the edge and nginx (compose.prod.yaml's project name is `<slug>-live`)."""
+        return f"{self.slug}-live_public"
+
+    def network_gateway(self) -> str:
+        return run(
+            ["docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", self.network]
+        ).stdout.strip()
+
+
+def answered(check):
+    """check, returning None while the edge refuses the connection or the handshake (for poll)."""
+
+    def attempt():
+        try:
+            return check()
+        except (OSError, httpx.HTTPError):
+            return None
+
+    return attempt
+
+
+def served_certificate(port: int, trust: ssl.SSLContext) -> tuple[dict, bytes]:
+    """The edge's certificate for DOMAIN (SNI) on a loopback port, verified against `trust` alone."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with trust.wrap_socket(raw, server_hostname=DOMAIN) as tls:
+            return tls.getpeercert(), tls.getpeercert(binary_form=True)
+
+
+def https(project: EdgeProject, trust: ssl.SSLContext, path: str = "/", **kwargs) -> httpx.Response:
+    """GET https://DOMAIN/path through the edge's loopback port, over HTTP/2, trusting `trust` alone."""
+    with httpx.Client(http2=True, verify=trust, timeout=30) as client:
+        return client.get(
+            f"https://127.0.0.1:{project.https_port}{path}",
+            headers={"Host": DOMAIN, **kwargs.pop("headers", {})},
+            extensions={"sni_hostname": DOMAIN},
+            **kwargs,
+        )
+
+
+class BackupProject(Project):
+    """A baked project whose live commands also get the backup schedule's variables."""
+
+    def __init__(self, path, **settings: str):
+        super().__init__(path)
+        self.settings = settings
+
+    def env(self, file):
+        env = super().env(file)
+        return env if env.get("LIVE_PORT") is None else clean_env(**{**env, **self.settings})
+
+    def backups(self) -> list[str]:
+        listing = self.live("exec", "-T", "backup", "ls", "-1A", "/backups").stdout
+        return sorted(listing.split())
+
+    def piped(self, data: bytes, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """A live compose command with DATA on its standard input (a key, a dump)."""
+        result = subprocess.run(
+            self.command("compose.prod.yaml", *args),
+            cwd=self.path,
+            env=self.env("compose.prod.yaml"),
+            input=data,
+            capture_output=True,
+            timeout=600,
+        )
+        if check and result.returncode != 0:
+            pytest.fail(f"{' '.join(args)} exited {result.returncode}\n{result.stderr.decode()[-3000:]}")
+        return result
+
+    @property
+    def identity(self) -> bytes:
+        """The backups' private key, as the hook wrote it for the user to keep."""
+        return (self.path / "backup-identity.txt").read_bytes()
+
+    def volume(self, name: str) -> str:
+        return f"{self.slug}-live_{name}"
+
+    def make(self, *args: str, check: bool = True, timeout: float = 900):
+        """A Makefile target, as the user types it; its output (stdout and stderr) in .output."""
+        result = run(["make", *args], cwd=self.path, env=self.env("compose.prod.yaml"), timeout=timeout, check=False)
+        result.output = result.stdout + result.stderr
+        if check and result.returncode != 0:
+            pytest.fail(f"make {' '.join(args)} exited {result.returncode}\n{result.output[-4000:]}")
+        return result
