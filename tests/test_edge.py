@@ -11,11 +11,9 @@ under CI where that is a failure)."""
 from __future__ import annotations
 
 import re
-import ssl
 import time
 import uuid
 
-import httpx
 import pytest
 import requests
 
@@ -29,6 +27,7 @@ from support import (
     answered,
     bake,
     https,
+    pebble_issuing_root,
     poll,
     require_engine,
     run,
@@ -62,18 +61,21 @@ def edge(project):
     """The live stack with its edge, after the deploy steps (migrate, up), and the root pebble issues under."""
     project.edge("run", "--rm", "app", "python", "manage.py", "migrate", "--noinput", timeout=TIMEOUT)
     project.edge("up", "-d", "--wait", "--wait-timeout", str(TIMEOUT), timeout=TIMEOUT + 60)
-    api = ssl.create_default_context(cafile=str(project.path / "pebble-api-root.pem"))
-    root = httpx.get(f"https://127.0.0.1:{project.pebble_port}/roots/0", verify=api, timeout=30)
-    assert root.status_code == 200 and "BEGIN CERTIFICATE" in root.text
-    (project.path / "issuing-root.pem").write_text(root.text)
     # Trusting only the root pebble signs certificates under (not the machine's, not pebble's API root).
-    return ssl.create_default_context(cafile=str(project.path / "issuing-root.pem"))
+    return pebble_issuing_root(project.path, project.pebble_port)
 
 
+@pytest.fixture(scope="module")
+def certificate(project, edge) -> tuple[dict, bytes]:
+    """The certificate the edge serves once it has one (Caddy asks for it when it starts): parsed, and in DER."""
+    return poll(answered(lambda: served_certificate(project.https_port, edge)), 180, 2, "a certificate")
+
+
+@pytest.mark.xdist_group("edge")
 class TestEdge:
-    def test_1_https_with_a_certificate_issued_over_acme_and_http2(self, project, edge):
-        # Caddy asks for the certificate when it starts; pebble validates the domain against the edge.
-        certificate, der = poll(answered(lambda: served_certificate(project.https_port, edge)), 180, 2, "a certificate")
+    def test_1_https_with_a_certificate_issued_over_acme_and_http2(self, project, edge, certificate):
+        # Pebble validated the domain against the edge and signed under the root the test trusts alone.
+        certificate, _ = certificate
         assert certificate["subjectAltName"] == (("DNS", DOMAIN),)
         issuer = dict(pair[0] for pair in certificate["issuer"])
         assert issuer["commonName"].startswith("Pebble Intermediate CA"), issuer
@@ -83,7 +85,6 @@ class TestEdge:
         tried = re.findall(r'"challenge_type":"([a-z0-9-]+)"', logs)
         assert tried and tried[-1] == "http-01" and "authorization finalized" in logs, logs[-3000:]
         print(f"[edge] challenges tried for {DOMAIN}: {tried}")
-        type(self).fingerprint = der
 
         page = https(project, edge)
         assert page.status_code == 200 and page.http_version == "HTTP/2"
@@ -151,10 +152,11 @@ class TestEdge:
         environment = project.edge("exec", "-T", "edge", "env").stdout
         assert "SECRET_KEY" not in environment and "DATABASE_URL" not in environment, "the edge sees the app's env"
 
-    def test_5_a_restarted_edge_serves_the_same_certificate(self, project, edge):
+    def test_5_a_restarted_edge_serves_the_same_certificate(self, project, edge, certificate):
+        _, first = certificate
         project.edge("restart", "edge", timeout=TIMEOUT)
         _, der = poll(answered(lambda: served_certificate(project.https_port, edge)), 120, 2, "the restarted edge")
-        assert der == self.fingerprint, "the restart issued a new certificate instead of reusing the stored one"
+        assert der == first, "the restart issued a new certificate instead of reusing the stored one"
         whole_log = project.edge("logs", "--no-color", "edge").stdout
         assert whole_log.count("certificate obtained successfully") == 1, "asked the CA again"
         # nginx still believes the restarted edge: the page, not a redirect to itself.
@@ -166,7 +168,7 @@ class TestEdge:
         project.edge("up", "-d", "--wait", "--force-recreate", "edge", timeout=TIMEOUT)
         assert project.container(EDGE, "edge") != before
         _, der = poll(answered(lambda: served_certificate(project.https_port, edge)), 120, 2, "the new edge")
-        assert der == self.fingerprint
+        assert der == first
         page = poll(answered(lambda: (r := https(project, edge)).status_code == 200 and r), 60, 2, "the page")
         assert "serving this page over HTTPS" in page.text
 

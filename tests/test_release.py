@@ -38,7 +38,7 @@ from support import (
     write_pebble_api_root,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("release")]
 COMPOSE_FILE = "compose.prod.yaml:compose.pebble.yaml"
 BEHIND_PROXY = "compose.prod.yaml:compose.behind-proxy.yaml"
 # The requests of test_5 arrive at nginx from Docker's gateway: a private address nginx must believe.
@@ -99,8 +99,14 @@ class Load:
             worker.start()
         return self
 
+    def answered_since(self, moment: float) -> bool:
+        """Every thread has been answered on every path, in requests sent after `moment`."""
+        return len([s for s in list(self.samples) if s.started > moment]) >= self.threads * len(self.paths)
+
     def __exit__(self, *exc) -> None:
-        time.sleep(3)  # the last answers after the command returned
+        # The answers after the command returned: a full round of requests sent after it, then stop.
+        returned = time.monotonic()
+        poll(lambda: self.answered_since(returned), 60, 0.1, "the load's answers after the command returned")
         self.stopping.set()
         for worker in self.workers:
             worker.join(60)
@@ -226,7 +232,7 @@ def release_under_load(project: ReleaseProject, *make_args: str, check: bool = T
     """make with these arguments while the load runs: (the load, the result, when the command returned,
     when it printed its lines)."""
     with load(project) as traffic:
-        time.sleep(2)
+        poll(lambda: traffic.answered_since(0), 60, 0.1, "the load's first answers")  # served before the command
         started = time.monotonic()
         process = subprocess.Popen(
             ["make", *make_args],
