@@ -1,36 +1,58 @@
 """Fixtures and pytest hooks shared by the template's tests (the helpers are in support.py).
 
-Scheduling (pyproject's addopts: `--dist loadgroup --no-loadscope-reorder`): each end-to-end stack is one
-xdist group, so its tests run in order on one worker that bakes, builds and starts it once; every other test is
-handed out one by one. The groups are started first, longest first, and the quick tests fill the gaps."""
+Scheduling. Each end-to-end stack is one unit of work (STACKS): its tests run in order on one worker, which bakes,
+builds and starts the stack once. Every other test is a unit of its own, handed out one by one. The stacks start
+first, longest first, and the quick tests fill the gaps. (pytest-xdist's own `xdist_group` marks would say the same,
+but xdist 3.8 cannot apply them under pytest 9.2: it renames the items through an attribute pytest no longer reads.)"""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from support import TEMPLATE
 
-# The end-to-end groups, longest first (minutes in a 4-worker run here: full 7, restore 6, release 5, lean 4...).
-LONGEST_FIRST = [
-    "full",
-    "restore",
-    "release",
-    "lean",
-    "new-app",
-    "live-commands",
-    "containment",
-    "redis",
-    "edge",
-    "limits",
-    "backup-schedule",
-]
+# The end-to-end stacks, longest first (minutes in a 4-worker run here): a nodeid prefix (a file, or a class in it)
+# and the stack its tests share. Two prefixes may name one stack (TestOffsite runs on TestRestore's).
+STACKS = {
+    "tests/test_e2e.py::TestStackOnTheDefaults": "full",  # 7
+    "tests/test_backups.py::TestRestore": "restore",  # 6, with TestOffsite
+    "tests/test_backups.py::TestOffsite": "restore",
+    "tests/test_release.py": "release",  # 5
+    "tests/test_e2e.py::TestStackOnTheOldestVersions": "lean",  # 4
+    "tests/test_new_app.py": "new-app",  # 3
+    "tests/test_live_commands.py": "live-commands",  # 2.5
+    "tests/test_containment.py": "containment",  # 2.3
+    "tests/test_e2e.py::TestStackWithRedis": "redis",  # 1.9
+    "tests/test_edge.py::TestEdge": "edge",  # 1.5
+    "tests/test_login_limits.py": "limits",  # 1.4
+    "tests/test_backups.py::TestScheduledBackups": "backup-schedule",  # 0.7
+}
+
+
+def stack_of(nodeid: str) -> str | None:
+    for prefix, stack in STACKS.items():
+        if nodeid == prefix or nodeid.startswith((prefix + "::", prefix + "[")):
+            return stack
+    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # pytest-cookies bakes from --template, "." by default: make it this template wherever pytest runs.
     config.option.template = str(TEMPLATE)
+
+
+class StackScheduling(LoadScopeScheduling):
+    """xdist's loadscope, with a stack's tests as one scope and any other test as a scope of its own."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return stack_of(nodeid) or nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> StackScheduling:
+    return StackScheduling(config, log)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
@@ -43,14 +65,15 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end groups first, longest first (xdist hands out work in collection order); then every test
-    that builds or runs containers; then the rest. A stable sort: the order within a group is the file's."""
+    """The stacks first, longest first (xdist hands out work in collection order); then every other test that
+    builds or runs containers or installs a project; then the rest. A stable sort: a stack's tests keep the
+    file's order."""
+    order = list(dict.fromkeys(STACKS.values()))
 
     def rank(item: pytest.Item) -> tuple[int, int]:
-        group = item.get_closest_marker("xdist_group")
-        if group:
-            name = group.args[0] if group.args else group.kwargs.get("name")
-            return (0, LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST))
+        stack = stack_of(item.nodeid)
+        if stack:
+            return (0, order.index(stack))
         if item.get_closest_marker("e2e") or item.get_closest_marker("venv"):
             return (1, 0)
         return (2, 0)

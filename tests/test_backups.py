@@ -60,7 +60,6 @@ def scheduled(cookies_session):
         project.remove()
 
 
-@pytest.mark.xdist_group("backup-schedule")
 class TestScheduledBackups:
     """Part 1: the schedule fires, retention deletes the oldest, files are private, failures are loud.
     Only the database and the backup service run: no app image is needed for that."""
@@ -268,7 +267,6 @@ def seal(project: BackupProject, stamp: str, key: str | None = None) -> None:
     project.live("exec", "-T", *env, "backup", "sh", "-c", SEAL, "seal", stamp)
 
 
-@pytest.mark.xdist_group("restore")  # TestOffsite shares its stack
 class TestRestore:
     """Part 2: make backup / backups / restore, the round trip through `down -v`, and the refusals."""
 
@@ -567,7 +565,6 @@ def storage(restorable):
         storage.remove()
 
 
-@pytest.mark.xdist_group("restore")
 class TestOffsite:
     """Part 4: off-site copies in S3-compatible storage (moto's server on the stack's network), on the same
     live stack as TestRestore: the round trip with the local backups gone too, and bad settings."""

@@ -39,7 +39,7 @@ from support import (
     write_pebble_api_root,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("containment")]
+pytestmark = pytest.mark.e2e
 STORE = "valkey"
 READY = (
     "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=10).read().decode())"

@@ -989,7 +989,6 @@ class StackChecks(Stack):
         assert volume not in run(["docker", "volume", "ls", "-q"]).stdout
 
 
-@pytest.mark.xdist_group("full")
 class TestStackOnTheDefaults(StackChecks):
     """The default answers' versions: Python 3.14, PostgreSQL 18 (its new data layout), Valkey and Celery (with
     beat); and error reports to Sentry, which are off by default."""
@@ -1195,7 +1194,6 @@ class TestStackOnTheDefaults(StackChecks):
             run(["docker", "rmi", "-f", f"{receiver}:e2e", *tagged], check=False)
 
 
-@pytest.mark.xdist_group("lean")
 class TestStackOnTheOldestVersions(StackChecks):
     """The oldest supported pair, Python 3.12 and PostgreSQL 15, on the newest Django, with no store; users
     sign in with a username (the defaults: by email)."""
@@ -1211,7 +1209,6 @@ class TestStackOnTheOldestVersions(StackChecks):
     }
 
 
-@pytest.mark.xdist_group("redis")
 class TestStackWithRedis(Stack):
     """Redis 8 as the store and broker, on PostgreSQL 17 (the old data layout): the checks that the store and
     the database version change, not the whole list again."""

@@ -71,7 +71,6 @@ def certificate(project, edge) -> tuple[dict, bytes]:
     return poll(answered(lambda: served_certificate(project.https_port, edge)), 180, 2, "a certificate")
 
 
-@pytest.mark.xdist_group("edge")
 class TestEdge:
     def test_1_https_with_a_certificate_issued_over_acme_and_http2(self, project, edge, certificate):
         # Pebble validated the domain against the edge and signed under the root the test trusts alone.

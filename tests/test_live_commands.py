@@ -37,7 +37,7 @@ from support import (
     write_pebble_api_root,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("live-commands")]
+pytestmark = pytest.mark.e2e
 EDGE_FILES = "compose.prod.yaml:compose.pebble.yaml"
 TRUSTED_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
 

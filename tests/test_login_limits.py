@@ -24,7 +24,7 @@ from support import (
     stack_name,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("limits")]
+pytestmark = pytest.mark.e2e
 PASSWORD = "e2e-Password-1"
 COOL_OFF = 20  # seconds, LOGIN_COOLOFF_SECONDS
 LIMITS = {

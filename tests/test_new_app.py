@@ -37,7 +37,7 @@ from support import (
     stack_name,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("new-app")]
+pytestmark = pytest.mark.e2e
 # Secrets and local files a user may have lying around: none may reach an image or the watch sync.
 STRAYS = {
     ".env": "STRAY_VARIABLE=stray-env-secret\n",

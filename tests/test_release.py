@@ -38,7 +38,7 @@ from support import (
     write_pebble_api_root,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("release")]
+pytestmark = pytest.mark.e2e
 COMPOSE_FILE = "compose.prod.yaml:compose.pebble.yaml"
 BEHIND_PROXY = "compose.prod.yaml:compose.behind-proxy.yaml"
 # The requests of test_5 arrive at nginx from Docker's gateway: a private address nginx must believe.
