@@ -8,11 +8,26 @@ but xdist 3.8 cannot apply them under pytest 9.2: it renames the items through a
 from __future__ import annotations
 
 import os
+import re
+import time
 
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-from support import TEMPLATE
+from support import (
+    ADMIN_PASSWORD,
+    DOMAIN,
+    STRAYS,
+    TEMPLATE,
+    Browser,
+    Project,
+    bake,
+    require_engine,
+    run,
+    signed_in,
+    stack_name,
+    upload,
+)
 
 # The end-to-end stacks, longest first (minutes in a 4-worker run here): a nodeid prefix (a file, or a class in it)
 # and the stack its tests share. Two prefixes may name one stack (TestOffsite runs on TestRestore's).
@@ -79,3 +94,78 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return (2, 0)
 
     items.sort(key=rank)
+
+
+# ---- A test class's stack (tests/test_e2e.py: each class sets `options`, the answers it bakes).
+
+
+@pytest.fixture(scope="class")
+def project(request, cookies_session):
+    """The class's project, baked and with its four images built once."""
+    require_engine()
+    options = dict(request.cls.options)
+    # Two runs of the same class on one engine would share compose project, volume and image names:
+    options["project_name"] = stack_name(options["project_name"])
+    project = Project(bake(cookies_session, domain_name=DOMAIN, **options))
+    project.remove()  # whatever an interrupted earlier run left behind (volumes hold old passwords)
+    for name, text in STRAYS.items():
+        (project.path / name).write_text(text)
+    started = time.monotonic()
+    try:
+        for target in ("appbuilder", "staticbuilder"):
+            run(
+                ["docker", "build", "--target", target, "-t", project.images[target], "."],
+                cwd=project.path,
+                timeout=1200,
+            )
+        run(["make", "build-live", "TAG=e2e"], cwd=project.path, timeout=1200)
+        print(f"\n[e2e] {project.slug}: four targets built in {time.monotonic() - started:.0f}s")
+        yield project
+    finally:
+        project.remove()
+
+
+@pytest.fixture(scope="class")
+def live(project):
+    """The live stack after the documented deploy steps: migrate, then up."""
+    started = time.monotonic()
+    project.run_once("app", "python", "manage.py", "migrate", "--noinput")
+    project.up_live()
+    print(f"\n[e2e] {project.slug}: live stack migrated and healthy in {time.monotonic() - started:.0f}s")
+    yield Browser(project.live_port)
+    print(project.logs("compose.prod.yaml")[-6000:])  # shown by pytest when a test failed
+    project.live("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
+
+
+@pytest.fixture(scope="class")
+def admin(request, project, live) -> str:
+    """The superuser, made by the README's createsuperuser step; what it signs in with (its email address, or
+    "admin" when users sign in by username)."""
+    by_username = request.cls.options.get("username_type") == "username"
+    project.run_once(
+        "-e",
+        f"DJANGO_SUPERUSER_PASSWORD={ADMIN_PASSWORD}",
+        "app",
+        "python",
+        "manage.py",
+        "createsuperuser",
+        "--noinput",
+        *(["--username", "admin"] if by_username else []),
+        "--email",
+        "admin@example.com",
+    )
+    return "admin" if by_username else "admin@example.com"
+
+
+@pytest.fixture(scope="class")
+def css_path(live) -> str:
+    """The admin stylesheet, by the hashed name its login page links."""
+    css = re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', live.get("/admin/login/").text)
+    assert css, "the admin should link its CSS by a hashed name"
+    return css.group(1)
+
+
+@pytest.fixture(scope="class")
+def media_path(project, admin) -> str:
+    """A document in the media volume, uploaded through the admin."""
+    return upload(project, signed_in(project, admin), "e2e-media.txt", b"in the media volume\n")

@@ -381,6 +381,13 @@ class Project:
         state = self.inspect(self.container(file, service))["State"]
         return (state.get("Health") or {}).get("Status", state["Status"])
 
+    def process_status(self, file: str | tuple[str, ...], service: str) -> dict[str, str]:
+        """The fields of /proc/1/status in the service's container (Uid, CapEff, CapBnd, NoNewPrivs...)."""
+        status = self.compose(file, "exec", "-T", service, "cat", "/proc/1/status").stdout
+        return {
+            key: value.strip() for key, value in (line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        }
+
     def logs(self, file: str | tuple[str, ...], *services: str) -> str:
         return self.compose(file, "logs", "--no-color", "--tail", "200", *services, check=False).stdout
 
@@ -394,6 +401,15 @@ class Project:
     def exit_code(self, image: str, *command: str) -> int:
         """Run a command in a throwaway container of an image and return its exit code."""
         return run(["docker", "run", "--rm", "--entrypoint", command[0], image, *command[1:]], check=False).returncode
+
+    def make(self, *args: str, file: str = "compose.prod.yaml", check: bool = True, timeout: float = 900):
+        """A Makefile target as the user types it, with the environment of `file`'s stack (the live one by
+        default); its output (stdout and stderr) in .output."""
+        result = run(["make", *args], cwd=self.path, env=self.env(file), timeout=timeout, check=False)
+        result.output = result.stdout + result.stderr
+        if check and result.returncode != 0:
+            pytest.fail(f"make {' '.join(args)} exited {result.returncode}\n{result.output[-4000:]}")
+        return result
 
     def up_live(self) -> None:
         self.live("up", "-d", "--wait", "--wait-timeout", str(TIMEOUT), timeout=TIMEOUT + 60)
@@ -523,10 +539,29 @@ class BackupProject(Project):
     def volume(self, name: str) -> str:
         return f"{self.slug}-live_{name}"
 
-    def make(self, *args: str, check: bool = True, timeout: float = 900):
-        """A Makefile target, as the user types it; its output (stdout and stderr) in .output."""
-        result = run(["make", *args], cwd=self.path, env=self.env("compose.prod.yaml"), timeout=timeout, check=False)
-        result.output = result.stdout + result.stderr
-        if check and result.returncode != 0:
-            pytest.fail(f"make {' '.join(args)} exited {result.returncode}\n{result.output[-4000:]}")
-        return result
+
+# ---- The admin of a live stack (tests/test_e2e.py and its checks).
+
+ADMIN_PASSWORD = "e2e-Password-1"
+
+
+def signed_in(project, admin: str) -> Browser:
+    """A browser signed in to the admin as `admin`."""
+    browser = Browser(project.live_port)
+    login = browser.post_form("/admin/login/?next=/admin/", {"username": admin, "password": ADMIN_PASSWORD})
+    assert login.status_code == 302, f"login failed ({login.status_code}): {project.logs(LIVE, 'app')[-3000:]}"
+    return browser
+
+
+def upload(project, browser: Browser, name: str, content: bytes) -> str:
+    """Add a document through the admin; the /media/ path the home page links it by."""
+    added = browser.post_form(
+        f"/admin/{project.slug}/document/add/",
+        {"title": name, "_save": "Save"},
+        files={"file": (name, content, "text/plain")},
+    )
+    assert added.status_code == 302, added.text[:1000]
+    stem = re.escape(name.rsplit(".", 1)[0])
+    link = re.search(rf'href="(/media/documents/\d{{4}}/\d{{2}}/{stem}[^"]*\.txt)"', browser.get("/").text)
+    assert link, "the home page should link the uploaded document"
+    return link.group(1)

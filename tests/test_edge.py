@@ -142,8 +142,7 @@ class TestEdge:
             bindings = project.inspect(project.container(EDGE, service))["HostConfig"]["PortBindings"] or {}
             published = sorted(port for port, hosts in bindings.items() if hosts)
             assert published == (["443/tcp", "80/tcp"] if service == "edge" else []), service
-        status = project.edge("exec", "-T", "edge", "cat", "/proc/1/status").stdout
-        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        fields = project.process_status(EDGE, "edge")
         net_bind_service = 1 << 10
         assert int(fields["CapBnd"], 16) == net_bind_service and fields["NoNewPrivs"].strip() == "1"
         write = project.edge("exec", "-T", "edge", "touch", "/probe", check=False)

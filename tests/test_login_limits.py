@@ -38,9 +38,6 @@ ATTACKER, USER = "203.0.113.7", "198.51.100.9"
 
 
 class LimitsProject(Project):
-    def make(self, *args: str, timeout: float = 1800) -> None:
-        run(["make", *args], cwd=self.path, env=self.env("compose.prod.yaml"), timeout=timeout)
-
     def mails(self) -> int:
         """How many mails the SMTP catcher has received (it prints a banner before each)."""
         return run(["docker", "logs", self.catcher]).stdout.count("---------- MESSAGE FOLLOWS ----------")
@@ -69,7 +66,7 @@ def stack(cookies_session, tmp_path_factory):
     started = time.monotonic()
     try:
         run(["docker", "build", "-t", f"{project.catcher}:e2e", str(build)], timeout=600)
-        project.make("build-live")
+        project.make("build-live", timeout=1800)
         project.make("deploy", timeout=TIMEOUT + 300)
         app = project.inspect(project.container("compose.prod.yaml", "app"))
         network = next(iter(app["NetworkSettings"]["Networks"]))

@@ -94,14 +94,6 @@ FAILING = (
 
 
 class NewAppProject(BackupProject):
-    def dev(self, *args: str, check: bool = True, timeout: float = 900):
-        """A Makefile target of the development stack, as the user types it."""
-        result = run(["make", *args], cwd=self.path, env=self.env("compose.yaml"), timeout=timeout, check=False)
-        result.output = result.stdout + result.stderr
-        if check and result.returncode != 0:
-            pytest.fail(f"make {' '.join(args)} exited {result.returncode}\n{result.output[-4000:]}")
-        return result
-
     def dev_images(self) -> set[str]:
         listed = run(["docker", "images", "--format", "{{.Repository}}", f"{self.slug}-dev-*"]).stdout
         return set(listed.split())
@@ -172,7 +164,7 @@ class TestANewApp:
         assert "make up, or env UID=0 GID=0 docker compose up --build --wait" in refused.stderr
         assert not (project.path / "catalog").exists()
 
-        up = project.dev("up", timeout=TIMEOUT + 1200)
+        up = project.make("up", timeout=TIMEOUT + 1200, file="compose.yaml")
         assert "SYS_UID_MAX" not in up.output and "useradd warning" not in up.output, up.output[-3000:]
         # One image for the app, the worker and beat (and nginx's own).
         assert project.dev_images() == {f"{project.slug}-dev-app", f"{project.slug}-dev-nginx"}
@@ -201,7 +193,7 @@ class TestANewApp:
                 '    path("admin/", ', '    path("catalog/", include("catalog.urls")),\n    path("admin/", ', 1
             )
         )
-        made = project.dev("makemigrations")
+        made = project.make("makemigrations", file="compose.yaml")
         migration = catalog / "migrations/0001_initial.py"
         assert migration.exists(), made.output
         assert "create model item" in made.output.lower()
@@ -210,18 +202,18 @@ class TestANewApp:
     def test_2_tests_in_the_apps_tests_py_run_and_a_failing_one_fails_make_test(self, project):
         tests = project.path / "catalog/tests.py"
         tests.write_text(PASSING)
-        passed = project.dev("test")
+        passed = project.make("test", file="compose.yaml")
         assert re.search(r"^catalog/tests\.py \.", passed.stdout, re.M), passed.stdout[-3000:]
         tests.write_text(FAILING)
         try:
-            failed = project.dev("test", check=False)
+            failed = project.make("test", check=False, file="compose.yaml")
             assert failed.returncode != 0, failed.stdout[-3000:]
             assert "FAILED catalog/tests.py::ItemTests::test_that_fails_on_purpose" in failed.stdout
         finally:
             tests.write_text(PASSING)
 
     def test_3_make_watch_syncs_a_new_package_keeps_the_secrets_out_and_ends_cleanly_on_ctrl_c(self, project):
-        project.dev("down")
+        project.make("down", file="compose.yaml")
         process, terminal = in_a_terminal(["make", "watch"], project.path, project.env("compose.yaml"))
         shown = bytearray()
         try:
@@ -259,7 +251,7 @@ class TestANewApp:
                 os.killpg(process.pid, signal.SIGINT)
                 process.wait(timeout=60)
             os.close(terminal)
-            project.dev("down", check=False)
+            project.make("down", check=False, file="compose.yaml")
 
     def test_4_the_live_images_build_and_the_new_page_answers_through_nginx(self, project):
         built = project.make("build-live", timeout=1800)
