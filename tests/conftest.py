@@ -17,9 +17,13 @@ from xdist.scheduler import LoadScopeScheduling
 from support import (
     ADMIN_PASSWORD,
     DOMAIN,
+    EDGE,
+    PEBBLE,
     STRAYS,
     TEMPLATE,
+    TIMEOUT,
     Browser,
+    EdgeProject,
     Project,
     bake,
     require_engine,
@@ -27,6 +31,7 @@ from support import (
     signed_in,
     stack_name,
     upload,
+    write_pebble_api_root,
 )
 
 # The end-to-end stacks, longest first (minutes in a 4-worker run here): a nodeid prefix (a file, or a class in it)
@@ -39,18 +44,19 @@ STACKS = {
     "tests/test_e2e.py::TestStackOnTheOldestVersions": "lean",  # 4
     "tests/test_new_app.py": "new-app",  # 3
     "tests/test_live_commands.py": "live-commands",  # 2.5
-    "tests/test_containment.py": "containment",  # 2.3
     "tests/test_e2e.py::TestStackWithRedis": "redis",  # 1.9
-    "tests/test_edge.py::TestEdge": "edge",  # 1.5
+    "tests/test_edge.py::TestEdge": "edge",  # 1.5 + 2.3: the edge's tests, then containment's on the same stack
+    "tests/test_containment.py": "edge",
     "tests/test_login_limits.py": "limits",  # 1.4
     "tests/test_backups.py::TestScheduledBackups": "backup-schedule",  # 0.7
 }
 
 
-def stack_of(nodeid: str) -> str | None:
-    for prefix, stack in STACKS.items():
+def stack_of(nodeid: str) -> tuple[int, str] | None:
+    """The stack a test runs on, and the position of its prefix in STACKS (the order of a stack's files)."""
+    for position, (prefix, stack) in enumerate(STACKS.items()):
         if nodeid == prefix or nodeid.startswith((prefix + "::", prefix + "[")):
-            return stack
+            return position, stack
     return None
 
 
@@ -63,7 +69,8 @@ class StackScheduling(LoadScopeScheduling):
     """xdist's loadscope, with a stack's tests as one scope and any other test as a scope of its own."""
 
     def _split_scope(self, nodeid: str) -> str:
-        return stack_of(nodeid) or nodeid
+        found = stack_of(nodeid)
+        return found[1] if found else nodeid
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log) -> StackScheduling:
@@ -80,18 +87,19 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The stacks first, longest first (xdist hands out work in collection order); then every other test that
-    builds or runs containers or installs a project; then the rest. A stable sort: a stack's tests keep the
-    file's order."""
+    """The stacks first, longest first (xdist hands out work in collection order), each stack's files in STACKS'
+    order; then every other test that builds or runs containers or installs a project; then the rest. A stable
+    sort: a file's tests keep their order."""
     order = list(dict.fromkeys(STACKS.values()))
 
-    def rank(item: pytest.Item) -> tuple[int, int]:
-        stack = stack_of(item.nodeid)
-        if stack:
-            return (0, order.index(stack))
+    def rank(item: pytest.Item) -> tuple[int, int, int]:
+        found = stack_of(item.nodeid)
+        if found:
+            position, stack = found
+            return (0, order.index(stack), position)
         if item.get_closest_marker("e2e") or item.get_closest_marker("venv"):
-            return (1, 0)
-        return (2, 0)
+            return (1, 0, 0)
+        return (2, 0, 0)
 
     items.sort(key=rank)
 
@@ -169,3 +177,27 @@ def css_path(live) -> str:
 def media_path(project, admin) -> str:
     """A document in the media volume, uploaded through the admin."""
     return upload(project, signed_in(project, admin), "e2e-media.txt", b"in the media volume\n")
+
+
+# ---- The live stack with its edge, shared by tests/test_edge.py and tests/test_containment.py.
+
+
+@pytest.fixture(scope="session")
+def edge_stack(cookies_session):
+    """The default answers' live stack with its edge (Caddy) getting its certificate from pebble, after the deploy
+    steps (build-live, migrate, up): baked, built and started once per worker (STACKS puts its tests on one)."""
+    require_engine()
+    project = EdgeProject(bake(cookies_session, project_name=stack_name("E2E Edge"), domain_name=DOMAIN))
+    project.remove()  # whatever an interrupted earlier run left behind
+    (project.path / "compose.pebble.yaml").write_text(PEBBLE)
+    write_pebble_api_root(project.path)
+    try:
+        started = time.monotonic()
+        run(["make", "build-live", "TAG=e2e"], cwd=project.path, timeout=1200)
+        project.edge("run", "--rm", "app", "python", "manage.py", "migrate", "--noinput", timeout=TIMEOUT)
+        project.edge_mode()
+        print(f"\n[edge] {project.slug}: built and up in {time.monotonic() - started:.0f}s")
+        yield project
+    finally:
+        print(project.logs(EDGE)[-8000:])  # shown by pytest when a test failed
+        project.remove()

@@ -448,6 +448,12 @@ class EdgeProject(Project):
     def edge(self, *args: str, **kwargs):
         return self.compose(EDGE, *args, **kwargs)
 
+    def edge_mode(self) -> None:
+        """The stack with its edge and no trusted proxy, as deployed: what a test that switched nginx behind a
+        proxy (compose.behind-proxy.yaml) leaves is put back."""
+        self.trusted_proxies = ""
+        self.edge("up", "-d", "--wait", "--wait-timeout", str(TIMEOUT), timeout=TIMEOUT + 60)
+
     def remove(self) -> None:
         self.edge("down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
         super().remove()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import time
 import uuid
 
 import httpx
@@ -25,18 +24,13 @@ from support import (
     DOMAIN,
     EDGE,
     LIVE,
-    PEBBLE,
     TIMEOUT,
     EdgeProject,
     answered,
-    bake,
     clean_env,
     https,
     poll,
-    require_engine,
     run,
-    stack_name,
-    write_pebble_api_root,
 )
 
 pytestmark = pytest.mark.e2e
@@ -61,22 +55,10 @@ print(json.dumps(results))
 
 
 @pytest.fixture(scope="module")
-def stack(cookies_session):
-    require_engine()
-    project = EdgeProject(bake(cookies_session, project_name=stack_name("E2E Containment"), domain_name=DOMAIN))
-    project.remove()  # whatever an interrupted earlier run left behind
-    (project.path / "compose.pebble.yaml").write_text(PEBBLE)
-    write_pebble_api_root(project.path)
-    try:
-        started = time.monotonic()
-        run(["make", "build-live", "TAG=e2e"], cwd=project.path, timeout=1200)
-        project.edge("run", "--rm", "app", "python", "manage.py", "migrate", "--noinput", timeout=TIMEOUT)
-        project.edge("up", "-d", "--wait", "--wait-timeout", str(TIMEOUT), timeout=TIMEOUT + 60)
-        print(f"\n[containment] {project.slug}: built and up in {time.monotonic() - started:.0f}s")
-        yield project
-    finally:
-        print(project.logs(EDGE)[-6000:])  # shown by pytest when a test failed
-        project.remove()
+def stack(edge_stack):
+    """The edge's stack (tests/test_edge.py runs on it first), with its edge."""
+    edge_stack.edge_mode()
+    return edge_stack
 
 
 def reachable_from(project: EdgeProject, service: str, targets: list[str]) -> dict[str, bool]:

@@ -11,7 +11,6 @@ under CI where that is a failure)."""
 from __future__ import annotations
 
 import re
-import time
 import uuid
 
 import pytest
@@ -21,9 +20,7 @@ from support import (
     DOMAIN,
     EDGE,
     LIVE,
-    PEBBLE,
     TIMEOUT,
-    EdgeProject,
     answered,
     bake,
     https,
@@ -32,36 +29,20 @@ from support import (
     require_engine,
     run,
     served_certificate,
-    stack_name,
-    write_pebble_api_root,
 )
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def project(cookies_session):
-    require_engine()
-    project = EdgeProject(bake(cookies_session, project_name=stack_name("E2E Edge"), domain_name=DOMAIN))
-    project.remove()  # whatever an interrupted earlier run left behind
-    (project.path / "compose.pebble.yaml").write_text(PEBBLE)
-    write_pebble_api_root(project.path)
-    try:
-        started = time.monotonic()
-        run(["make", "build-live", "TAG=e2e"], cwd=project.path, timeout=1200)
-        print(f"\n[edge] {project.slug}: live images built in {time.monotonic() - started:.0f}s")
-        yield project
-    finally:
-        print(project.logs(EDGE)[-8000:])  # shown by pytest when a test failed
-        project.remove()
+def project(edge_stack):
+    edge_stack.edge_mode()
+    return edge_stack
 
 
 @pytest.fixture(scope="module")
 def edge(project):
-    """The live stack with its edge, after the deploy steps (migrate, up), and the root pebble issues under."""
-    project.edge("run", "--rm", "app", "python", "manage.py", "migrate", "--noinput", timeout=TIMEOUT)
-    project.edge("up", "-d", "--wait", "--wait-timeout", str(TIMEOUT), timeout=TIMEOUT + 60)
-    # Trusting only the root pebble signs certificates under (not the machine's, not pebble's API root).
+    """Trust in the root pebble signs certificates under, alone (not the machine's, not pebble's API root)."""
     return pebble_issuing_root(project.path, project.pebble_port)
 
 
