@@ -86,10 +86,24 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return min(8, 3 * (os.cpu_count() or 1))
 
 
+def shares_a_stack(item: pytest.Item) -> bool:
+    """The test uses a stack fixture of this suite's that outlives it (class, module or session scope)."""
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    ours = ("conftest", "test_")
+    return any(
+        chain[-1].scope in ("class", "module", "session") and chain[-1].func.__module__.startswith(ours)
+        for chain in definitions.values()
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The stacks first, longest first (xdist hands out work in collection order), each stack's files in STACKS'
     order; then every other test that builds or runs containers or installs a project; then the rest. A stable
     sort: a file's tests keep their order."""
+    unscheduled = [item.nodeid for item in items if shares_a_stack(item) and not stack_of(item.nodeid)]
+    if unscheduled:
+        # Handed out one by one, they would each start the stack on another worker, under the same names.
+        raise pytest.UsageError(f"add these tests' file or class to STACKS in tests/conftest.py: {unscheduled}")
     order = list(dict.fromkeys(STACKS.values()))
 
     def rank(item: pytest.Item) -> tuple[int, int, int]:
