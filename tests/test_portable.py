@@ -4,11 +4,13 @@ and a Docker host with a registry (GitHub's runner, a contributor's laptop) lack
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import uuid
 from pathlib import Path
 
-from support import PEBBLE_IMAGE, TEMPLATE, require_engine, run, write_pebble_api_root
+from support import PEBBLE_IMAGE, TEMPLATE, bake, clean_env, require_engine, run, write_pebble_api_root
 
 
 def test_pebble_is_pinned_to_one_tag_wherever_it_is_named():
@@ -62,3 +64,59 @@ def test_no_test_reads_files_out_of_an_image_with_cat():
         if path != Path(__file__) and re.search(r"""["']--entrypoint["'],\s*["']cat["']""", path.read_text())
     ]
     assert offenders == []
+
+
+# sed as BSD's (macOS) parses `-i`: the next word is the backup suffix, so GNU's `sed -i SCRIPT FILE` runs FILE as
+# the script and fails. Everything else goes to this machine's sed.
+BSD_SED = """#!/bin/sh
+for arg; do
+  case $arg in -i*) echo "sed: 1: \\"$3\\": invalid command code" >&2; exit 1 ;; esac
+done
+exec {sed} "$@"
+"""
+# docker for pg-upgrade.sh's first call, the check of the rewritten compose.prod.yaml: keep a copy, refuse it.
+DOCKER_KEEPS_THE_REWRITE = """#!/bin/sh
+[ "$1 $2 $4 $5" = "compose -f config -q" ] || {{ echo "docker stub: unexpected $*" >&2; exit 99; }}
+cp "$3" {capture}
+exit 1
+"""
+
+
+def test_pg_upgrade_rewrites_the_compose_file_with_a_bsd_sed(cookies, tmp_path):
+    """make pg-upgrade on a Mac: 17 to 18 moves the volume's mount (/var/lib/postgresql), without GNU sed's -i
+    (before: sed failed and the upgrade stopped there). The docker stub refuses the rewritten file, so the
+    script stops before anything else, and must have changed nothing."""
+    project = bake(cookies, project_name="Portable Upgrade", postgres_version="17")
+    bin_dir, capture = tmp_path / "bin", tmp_path / "rewritten.yaml"
+    bin_dir.mkdir()
+    for name, text in (
+        ("sed", BSD_SED.format(sed=shutil.which("sed"))),
+        ("docker", DOCKER_KEEPS_THE_REWRITE.format(capture=capture)),
+    ):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    before = (project / "compose.prod.yaml").read_text()
+    env = clean_env(PATH=f"{bin_dir}:{os.environ['PATH']}")
+    result = run(["sh", "pg-upgrade.sh", "18", "yes"], cwd=project, env=env, check=False)
+    assert result.returncode == 1 and "could not rewrite compose.prod.yaml" in result.stderr, result.stderr
+    rewritten = capture.read_text()
+    assert "    image: postgres:18\n" in rewritten and "postgres17" not in rewritten
+    assert "- postgres18_data:/var/lib/postgresql\n" in rewritten, rewritten
+    assert (project / "compose.prod.yaml").read_text() == before
+    assert sorted(path.name for path in project.glob("compose.prod.yaml*")) == ["compose.prod.yaml"]
+
+
+# GNU-only forms (BSD/macOS lack them or spell them differently) in what runs on the host: the Makefile and the
+# scripts it runs there. backup.sh, offsite.sh and nginx/run.sh run in the project's Linux images.
+GNU_ONLY = re.compile(r"sed -i|readlink -f|stat -c|date -d|grep -\w*P|\btimeout \d|(?<!\()\$\(\w+ [^)]*\| wc -l\)")
+
+
+def test_host_scripts_use_no_gnu_only_forms(cookies):
+    project = bake(cookies, project_name="Portable Scripts")
+    found = [
+        f"{name}:{number}: {line.strip()}"
+        for name in ("Makefile", "release.sh", "pg-upgrade.sh")
+        for number, line in enumerate((project / name).read_text().splitlines(), 1)
+        if GNU_ONLY.search(line) and not line.lstrip().startswith("#")
+    ]
+    assert found == []
