@@ -337,5 +337,5 @@ def test_template_workflows_validate():
     assert len(workflows) == 2
     run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *workflows])
     ci = yaml.safe_load((TEMPLATE / ".github/workflows/ci.yml").read_text())
-    assert ci["jobs"]["e2e"]["env"]["CI"] == "true", "the Docker tests must fail, not skip, without an engine"
+    assert ci["jobs"]["suite"]["env"]["CI"] == "true", "the Docker tests must fail, not skip, without an engine"
     assert {"3.11", "3.12", "3.13"} == set(ci["jobs"]["bake"]["strategy"]["matrix"]["python"])
