@@ -10,6 +10,7 @@ import shutil
 import uuid
 from pathlib import Path
 
+import pythons
 from support import PEBBLE_IMAGE, TEMPLATE, bake, clean_env, require_engine, run, write_pebble_api_root
 
 
@@ -64,6 +65,37 @@ def test_no_test_reads_files_out_of_an_image_with_cat():
         if path != Path(__file__) and re.search(r"""["']--entrypoint["'],\s*["']cat["']""", path.read_text())
     ]
     assert offenders == []
+
+
+def test_uv_in_an_image_writes_as_the_caller_with_the_images_uv(tmp_path, monkeypatch):
+    """scripts/pythons.py, for a Python the host lacks: uv's own image (the template's uv version, never the
+    host's binary, which on macOS is no Linux program) run as the caller, so the venv, the lock and the shared
+    uv cache hold no file the caller cannot remove. Run as root (this machine), the caller is played by 4242."""
+    require_engine()
+    cache, project = tmp_path / "cache", tmp_path / "project"
+    cache.mkdir()
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "probe"\nversion = "0"\nrequires-python = ">=3.14"\n[tool.uv]\npackage = false\n'
+    )
+    owner = (os.getuid(), os.getgid())
+    if owner[0] == 0:
+        owner = (4242, 4343)
+        for path in (tmp_path, cache, project, project / "pyproject.toml"):
+            os.chown(path, *owner)
+        monkeypatch.setattr(os, "getuid", lambda: owner[0])
+        monkeypatch.setattr(os, "getgid", lambda: owner[1])
+    monkeypatch.setenv("UV_CACHE_DIR", str(cache))  # the host's cache, as `uv cache dir` reports it
+    prefix = pythons.in_image("3.14", project)
+    assert prefix[-1] == f"ghcr.io/astral-sh/uv:{pythons.UV_VERSION}-python3.14-trixie-slim"
+    assert not any(part.endswith("/uv:ro") or part.endswith(":/usr/local/bin/uv") for part in prefix), prefix
+    shown = run([*prefix, "sh", "-c", "uv --version && uv sync --offline && id -u && id -g"], cwd=project).stdout
+    words = shown.split()
+    assert words[:2] == ["uv", pythons.UV_VERSION] and words[-2:] == [str(owner[0]), str(owner[1])], shown
+    written = [path for path in (*cache.rglob("*"), *project.rglob("*")) if not path.is_symlink()]
+    assert (project / ".venv").is_dir() and (project / "uv.lock").is_file() and any(cache.iterdir()), written
+    foreign = [str(path) for path in written if (path.stat().st_uid, path.stat().st_gid) != owner]
+    assert foreign == [], f"not the caller's: {foreign[:10]}"
 
 
 # sed as BSD's (macOS) parses `-i`: the next word is the backup suffix, so GNU's `sed -i SCRIPT FILE` runs FILE as
