@@ -9,7 +9,7 @@ Run it after changing any version in cookiecutter.json:
 
     uv run python scripts/lock.py            # add --upgrade to move the transitive pins too
 
-A Python version this machine lacks is locked in the python:X-slim image (scripts/pythons.py).
+A Python version this machine lacks is locked in uv's image with that Python (scripts/pythons.py).
 """
 
 import argparse

@@ -153,14 +153,19 @@ def postgres_major(project: Path) -> str:
     return re.search(r"(?m)^    image: postgres:(\d+)$", (project / "compose.prod.yaml").read_text()).group(1)
 
 
-# Let's Encrypt's ACME test server, which the edge tests get their certificates from.
-PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble"
+# Let's Encrypt's ACME test server, which the edge tests get their certificates from: pinned, the same tag as
+# compose.pebble.yaml, .ci/run and the benchmark (tests/test_portable.py checks they agree).
+PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble:2.10.1"
 
 
-def write_pebble_api_root(project: Path) -> None:
-    """pebble-api-root.pem in the project: the root that signs pebble's own API (compose.pebble.yaml's CA)."""
-    api_root = run(["docker", "run", "--rm", "--entrypoint", "cat", PEBBLE_IMAGE, "/test/certs/pebble.minica.pem"])
-    (project / "pebble-api-root.pem").write_text(api_root.stdout)
+def write_pebble_api_root(project: Path, image: str = PEBBLE_IMAGE) -> None:
+    """pebble-api-root.pem in the project: the root that signs pebble's own API (compose.pebble.yaml's CA).
+    Copied out of a created, never started container: the real image is FROM scratch, with no `cat` to run."""
+    container = run(["docker", "create", image]).stdout.strip()
+    try:
+        run(["docker", "cp", f"{container}:/test/certs/pebble.minica.pem", str(project / "pebble-api-root.pem")])
+    finally:
+        run(["docker", "rm", container], check=False)
 
 
 def pebble_issuing_root(project: Path, pebble_port: int) -> ssl.SSLContext:

@@ -274,6 +274,14 @@ def podman_available() -> bool:
         return False
 
 
+def pulled_if_missing(image: str) -> str:
+    """The image, pulled first only when the engine lacks it: a Docker host with a registry may not have it yet
+    (`docker save` does not pull); an engine that has it (a stand-in here, where nothing can be pulled) uses it."""
+    if run(["docker", "image", "inspect", image], check=False).returncode != 0:
+        run(["docker", "pull", image], timeout=900)
+    return image
+
+
 @contextmanager
 def engine_lock():
     """The container engine is shared with other test runs on this machine: one heavy job at a time."""
@@ -370,7 +378,7 @@ def test_podman_kube_play_starts_the_app_database_and_nginx(cookies, tmp_path):
                 run(["docker", "build", "-q", "--target", target, "-t", image, "."], cwd=project, timeout=1200)
             # Podman keeps images of its own: hand it the ones Docker built, and the database's.
             saved = tmp_path / "images.tar"
-            run(["docker", "save", "-o", str(saved), *images.values(), postgres_image], timeout=600)
+            run(["docker", "save", "-o", str(saved), *images.values(), pulled_if_missing(postgres_image)], timeout=600)
             run(["podman", "load", "-i", str(saved)], timeout=600)
             saved.unlink()
             # The official image's postgres user is 999; a local stand-in may use another uid.

@@ -44,6 +44,21 @@ def test_ci_runs_the_readme_test_command_after_the_engine_and_stand_ins():
     assert "set -euo pipefail" in lines
 
 
+def test_the_template_workflow_runs_the_same_test_command_as_ci_run():
+    """GitHub's runner has Docker but none of .ci/run's setup: one job runs the README's whole test command as
+    .ci/run does (as root, CI=true, strace installed), not a subset."""
+    ci_run = [line.strip() for line in (TEMPLATE / ".ci/run").read_text().splitlines() if line.strip()]
+    test_command = readme_commands()[1]
+    assert ci_run[-1] == test_command
+    jobs = yaml.safe_load((TEMPLATE / ".github/workflows/ci.yml").read_text())["jobs"]
+    suite = jobs["suite"]
+    assert suite["env"]["CI"] == "true" and "matrix" not in suite.get("strategy", {})
+    runs = [step["run"] for step in suite["steps"] if "run" in step]
+    assert runs[-1] == f'sudo --preserve-env=CI env "PATH=$PATH" {test_command}', runs[-1]
+    for job in jobs.values():  # GitHub sets CI=true everywhere: each job installs what tests/test_hooks.py needs
+        assert any("apt-get install -y -qq strace" in step.get("run", "") for step in job["steps"]), job
+
+
 def test_template_scripts_pass_shellcheck_and_ruff():
     run([tool("shellcheck"), str(TEMPLATE / ".ci/run")])
     run([tool("ruff"), "check", "--no-cache", "tests", "scripts"], cwd=TEMPLATE)

@@ -36,11 +36,13 @@ identity=${BACKUP_IDENTITY:-backup-identity.txt}
 
 # The new file first, checked before anything stops. From 18 on the volume sits at /var/lib/postgresql.
 new=$(mktemp "$file.XXXXXX")
-trap 'rm -f "$new"' EXIT
+trap 'rm -f "$new" "$new.18"' EXIT
 sed -e "s/^\(    image: postgres:\)$from\$/\1$to/" -e "s/postgres${from}_data/postgres${to}_data/g" \
   -e "s/^\(    image: .*-backup}:pg\)$from\$/\1$to/" "$file" >"$new"
 if [ "$to" -ge 18 ]; then
-  sed -i "s|postgres${to}_data:/var/lib/postgresql/data\$|postgres${to}_data:/var/lib/postgresql|" "$new"
+  # Through a second file, not sed -i: BSD sed (macOS) wants `-i ''`, which GNU sed takes for a script.
+  sed "s|postgres${to}_data:/var/lib/postgresql/data\$|postgres${to}_data:/var/lib/postgresql|" "$new" >"$new.18"
+  cat "$new.18" >"$new"
 fi
 if ! grep -q "^    image: postgres:$to\$" "$new" || ! docker compose -f "$new" config -q; then
   say "could not rewrite $file for PostgreSQL $to: nothing was changed"

@@ -203,7 +203,8 @@ if [ -n "$rolling" ]; then
         fail "$TAG was not released; $current keeps serving. (The migrations of $TAG stay applied.)"
     }
     for service in $rolling; do
-        count=$(ids "$service" | wc -l)
+        # $((...)): BSD wc (macOS) pads the count with blanks, which would split the --scale pair below.
+        count=$(($(ids "$service" | wc -l)))
         scales="$scales --scale $service=$count"
         say "starting $service ($TAG) beside the $count running"
         # --no-recreate keeps the old containers as they are; the new ones get the new tag.

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 EDGE_PROJECT = "bench-edge"
 WRK_IMAGE = "bench-wrk:run"
-PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble"
+PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble:2.10.1"  # pinned as in tests/support.py
 FILES = ("compose.prod.yaml", "compose.pebble.yaml", "compose.bench-edge.yaml")
 # The load generator is another container on the network: nginx believes its X-Forwarded-Proto (as it would
 # a load balancer's), so "nginx alone" serves the page as the edge's requests get it, not a redirect.
@@ -153,8 +153,12 @@ def edge_stack(ctx: Run) -> None:
     if standins.exists():  # the edge's images are named only in compose.prod.yaml, which the scan leaves out
         run([str(standins), "caddy:2.11", PEBBLE_IMAGE], timeout=1800)
     shutil.copy(ROOT / "tests" / "compose.pebble.yaml", ctx.project / "compose.pebble.yaml")
-    api_root = run(["docker", "run", "--rm", "--entrypoint", "cat", PEBBLE_IMAGE, "/test/certs/pebble.minica.pem"])
-    (ctx.project / "pebble-api-root.pem").write_text(api_root.stdout)
+    # Copied out of a created container: the real pebble image is FROM scratch, with no `cat` to run.
+    container = run(["docker", "create", PEBBLE_IMAGE]).stdout.strip()
+    try:
+        run(["docker", "cp", f"{container}:/test/certs/pebble.minica.pem", str(ctx.project / "pebble-api-root.pem")])
+    finally:
+        run(["docker", "rm", container], check=False)
     (ctx.project / "compose.bench-edge.yaml").write_text(BENCH_OVERRIDE)
     wrk_image(ctx)
     build_offsite(ctx)
