@@ -115,7 +115,7 @@ class FaultChecks(ServingChecks):
         )
         poll(lambda: live.get("/readyz").status_code == 200, 60, what="/readyz to answer 200")
 
-    def test_5_data_survives_down_and_up_and_down_v_removes_it(self, project, live):
+    def test_5_data_survives_down_and_up_and_down_v_removes_it(self, project, live, media_path):
         """The database volume is named after the PostgreSQL major and mounted where that major keeps its data:
         /var/lib/postgresql from 18 on (data in 18/docker below it), /var/lib/postgresql/data before."""
         major = self.options["postgres_version"]
@@ -133,6 +133,8 @@ class FaultChecks(ServingChecks):
         project.live("down", "--timeout", "5")
         assert volume in run(["docker", "volume", "ls", "-q"]).stdout
         project.up_live()
-        assert "E2E upload" in live.get("/").text, "the uploaded document should survive down + up"
+        # The document uploaded before: its row (the home page lists it) and its file (nginx serves it).
+        assert media_path in live.get("/").text, "the uploaded document should survive down + up"
+        assert live.get(media_path).status_code == 200, "the uploaded file should survive down + up"
         project.live("down", "-v", "--timeout", "5")
         assert volume not in run(["docker", "volume", "ls", "-q"]).stdout
