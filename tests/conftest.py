@@ -78,12 +78,14 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log) -> StackScheduling:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: three workers per core, at most 8. The end-to-end tests mostly wait (for a stack to become
-    healthy, a schedule to fire, a certificate), so one worker per core leaves the cores idle. The
+    """`-n auto`: three workers per core, at most 5. The end-to-end tests mostly wait (for a stack to become
+    healthy, a schedule to fire, a certificate), so one worker per core leaves the cores idle. At most 5: each
+    worker may run a live stack (4 networks) beside a development one, and Docker's default address pools hold
+    31 networks in all ("all predefined address pools have been fully subnetted" with 6 here). The
     PYTEST_XDIST_AUTO_NUM_WORKERS variable overrides it, as in xdist itself."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
-    return min(8, 3 * (os.cpu_count() or 1))
+    return min(5, 3 * (os.cpu_count() or 1))
 
 
 def shares_a_stack(item: pytest.Item) -> bool:
@@ -180,9 +182,11 @@ def admin(request, project, live) -> str:
 
 
 @pytest.fixture(scope="class")
-def css_path(live) -> str:
-    """The admin stylesheet, by the hashed name its login page links."""
-    css = re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', live.get("/admin/login/").text)
+def css_path(project, live) -> str:
+    """The admin stylesheet, by the hashed name its login page links (for a visitor: a signed-in admin is sent
+    on to the admin)."""
+    login = Browser(project.live_port).get("/admin/login/").text
+    css = re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', login)
     assert css, "the admin should link its CSS by a hashed name"
     return css.group(1)
 

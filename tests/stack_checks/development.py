@@ -11,7 +11,7 @@ from pathlib import Path
 import requests
 
 import pythons
-from stack_checks.images import ImageChecks
+from stack_checks.stack import Stack
 from support import (
     TIMEOUT,
     WATCH,
@@ -21,8 +21,8 @@ from support import (
 )
 
 
-class DevelopmentChecks(ImageChecks):
-    """Checks for a test class that sets `options` (tests/test_e2e.py); they run after ImageChecks's."""
+class DevelopmentChecks(Stack):
+    """Checks for a test class that sets `options` (tests/test_e2e.py); they run first, before the live stack starts."""
 
     def test_2_development_stack_serves_and_reloads_on_edit(self, project):
         compose = "compose.yaml"
@@ -38,7 +38,9 @@ class DevelopmentChecks(ImageChecks):
             behind_nginx = requests.get(f"http://127.0.0.1:{project.ports['NGINX_PORT']}/", timeout=30)
             assert behind_nginx.status_code == 200 and "It works" in behind_nginx.text
             # `make test`: the project's own suite in the development image, which has the dev tools. Its exit
-            # code, and the summary line (tests ran, none failed).
+            # code, and the summary line (tests ran, none failed). Also on a checkout where the live stack ran:
+            # its backups folder is root's alone.
+            (project.path / "backups").mkdir(mode=0o700, exist_ok=True)
             tests = run(["make", "test"], cwd=project.path, env=project.env(compose), timeout=900, check=False)
             summary = r"^=+ \d+ passed(, \d+ (skipped|warnings?|deselected))* in [\d.]+s"  # no failed, no errors
             assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr

@@ -17,7 +17,7 @@ from support import (
 
 
 class FaultChecks(ServingChecks):
-    """Checks for a test class that sets `options` (tests/test_e2e.py); they run after ServingChecks's."""
+    """Checks for a test class that sets `options` (tests/test_e2e.py); they run after ServingChecks'."""
 
     def test_8h_database_restart_is_survived_without_manual_steps(self, project, live):
         assert live.get("/").status_code == 200  # the workers hold database connections now

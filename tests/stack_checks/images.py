@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from stack_checks.stack import Stack
+from stack_checks.development import DevelopmentChecks
 from support import (
     LIVE,
     STRAYS,
@@ -19,8 +19,8 @@ from support import (
 )
 
 
-class ImageChecks(Stack):
-    """Checks for a test class that sets `options` (tests/test_e2e.py); they run after Stack's."""
+class ImageChecks(DevelopmentChecks):
+    """Checks for a test class that sets `options` (tests/test_e2e.py); they run after DevelopmentChecks'."""
 
     def test_1_every_dockerfile_target_builds(self, project):
         for target, image in project.images.items():

@@ -10,7 +10,7 @@ import time
 
 import requests
 
-from stack_checks.development import DevelopmentChecks
+from stack_checks.images import ImageChecks
 from support import (
     ADMIN_PASSWORD,
     DOMAIN,
@@ -24,8 +24,8 @@ from support import (
 )
 
 
-class ServingChecks(DevelopmentChecks):
-    """Checks for a test class that sets `options` (tests/test_e2e.py); they run after DevelopmentChecks's."""
+class ServingChecks(ImageChecks):
+    """Checks for a test class that sets `options` (tests/test_e2e.py); they run after ImageChecks'."""
 
     def test_3a_live_pages_and_readiness_through_nginx(self, project, live):
         try:
