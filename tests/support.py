@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import httpx
+import jinja2
 import pytest
 import requests
 import yaml
@@ -31,10 +32,24 @@ sys.path.insert(0, str(TEMPLATE / "scripts"))
 sys.path.append(str(TEMPLATE))
 BIN = Path(sys.executable).parent  # the template's virtualenv: cookiecutter, ruff, hadolint, uv...
 
-# Every answer that changes the baked files, with its values.
-PYTHON_VERSIONS = ["3.14", "3.13", "3.12", "3.15"]
-DJANGO_VERSIONS = ["5.2", "6.1"]
-POSTGRES_VERSIONS = ["18", "17", "16", "15"]
+# The option matrix. Every answer that changes the baked files, with its values, in cookiecutter.json's order: its
+# choices, and use_celery (a yes/no whose default follows the store). A new choice in cookiecutter.json joins the
+# matrix by itself, and adds a few bakes to the covering set below, not a multiple of them.
+QUESTIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+YES_NO = {"use_celery": ["y", "n"]}
+OPTIONS = {
+    key: value if isinstance(value, list) else YES_NO[key]
+    for key, value in QUESTIONS.items()
+    if not key.startswith("_") and (isinstance(value, list) or key in YES_NO)
+}
+# Pairs of answers that check_answers.py refuses (test_bake.py checks that it does, and that it accepts every bake).
+REFUSED = [
+    {"python_version": "3.15", "django_version": "5.2"},  # Django 5.2 does not support Python 3.15
+    {"key_value_store": "none", "use_celery": "y"},  # Celery's broker is the store
+]
+PYTHON_VERSIONS = OPTIONS["python_version"]
+DJANGO_VERSIONS = OPTIONS["django_version"]
+POSTGRES_VERSIONS = OPTIONS["postgres_version"]
 SERVICES = {
     "none": {"key_value_store": "none", "use_celery": "n"},
     "valkey": {"key_value_store": "valkey", "use_celery": "n"},
@@ -42,38 +57,114 @@ SERVICES = {
     "celery-valkey": {"key_value_store": "valkey", "use_celery": "y"},
     "celery-redis": {"key_value_store": "redis", "use_celery": "y"},
 }
-CIS = ["github", "gitlab", "none"]
-LICENSES = ["MIT", "BSD-3-Clause", "Apache-2.0", "GPL-3.0-or-later", "Not open source"]
-USERNAME_TYPES = ["email", "username"]
+CIS = OPTIONS["ci"]
+LICENSES = OPTIONS["open_source_license"]
+USERNAME_TYPES = OPTIONS["username_type"]
+
+# The answers of the end-to-end tests' bakes (the classes' options in test_e2e.py, the bake fixtures of the other
+# e2e files), the rest left at the defaults: the covering set starts from them, so each is also rendered and linted.
+E2E_VARIANTS = {
+    "defaults": {},  # test_edge, test_release, test_containment, test_new_app (valkey: Celery by default)
+    "e2e-full": {"python_version": "3.14", "django_version": "5.2", "postgres_version": "18", "use_sentry": "y"},
+    "e2e-lean": {
+        "python_version": "3.12",
+        "django_version": "6.1",
+        "postgres_version": "15",
+        "key_value_store": "none",
+        "use_celery": "n",
+        "username_type": "username",
+    },
+    "e2e-redis": {
+        "python_version": "3.13",
+        "django_version": "6.1",
+        "postgres_version": "17",
+        "key_value_store": "redis",
+    },
+    "backup-schedule": {"key_value_store": "none", "username_type": "username", "postgres_version": "18"},
+    "backup-restore": {
+        "key_value_store": "none",
+        "username_type": "username",
+        "postgres_version": "17",
+        "python_version": "3.13",
+        "django_version": "6.1",
+    },
+    "live-commands": {"key_value_store": "none"},
+    "login-limits": {"key_value_store": "none", "python_version": "3.13", "django_version": "6.1"},
+    "k8s-smoke": {"key_value_store": "none", "deploy_target": "compose+kubernetes"},
+}
+
+
+def answers(**given: str) -> dict[str, str]:
+    """Every answer of OPTIONS: the given ones, the others at their defaults as cookiecutter derives them (the
+    first choice; use_celery from the store)."""
+    chosen = {}
+    for key, values in OPTIONS.items():
+        default = QUESTIONS[key] if isinstance(QUESTIONS[key], str) else values[0]
+        rendered = jinja2.Environment().from_string(default).render(cookiecutter={**chosen, **given})
+        chosen[key] = given.get(key, rendered)
+    return chosen
+
+
+def refused(partial: dict[str, str], refusals: list[dict[str, str]]) -> bool:
+    return any(all(partial.get(key) == value for key, value in refusal.items()) for refusal in refusals)
+
+
+def pairs(row: dict[str, str]) -> set[frozenset]:
+    return {frozenset([(a, row[a]), (b, row[b])]) for a, b in itertools.combinations(row, 2)}
+
+
+def covering(
+    options: dict[str, list[str]], refusals: list[dict[str, str]] = (), seeds: list[dict[str, str]] = ()
+) -> list[dict[str, str]]:
+    """Rows of answers in which every pair of values of two options that refusals allow appears at least once,
+    and no row holds a refused combination: the seeds first, then rows built greedily (grown from each of the first
+    pairs not yet covered, every other option given the value that covers most new pairs, the first on a tie; the
+    row that covers most is kept).
+    Deterministic: each xdist worker must collect the same tests."""
+    wanted = {}  # an ordered set: the first pair not covered is the same on every run
+    for a, b in itertools.combinations(options, 2):
+        for x, y in itertools.product(options[a], options[b]):
+            if not refused({a: x, b: y}, refusals):
+                wanted[frozenset([(a, x), (b, y)])] = None
+    rows = []
+
+    def add(row: dict[str, str]) -> None:
+        if refused(row, refusals):
+            raise ValueError(f"a refused combination: {row}")
+        if row not in rows:
+            rows.append(row)
+            for pair in pairs(row):
+                wanted.pop(pair, None)
+
+    for seed in seeds:
+        add({key: seed[key] for key in options})
+
+    def grown(start: frozenset) -> dict[str, str]:
+        row = dict(start)
+        for key in options:
+            if key in row:
+                continue
+            allowed = [value for value in options[key] if not refused({**row, key: value}, refusals)]
+            if not allowed:
+                raise ValueError(f"no value of {key} goes with {row}")
+            row[key] = max(allowed, key=lambda v: sum(frozenset([(k, row[k]), (key, v)]) in wanted for k in row))
+        return {key: row[key] for key in options}
+
+    while wanted:
+        # Of the rows grown from the first few pairs not covered yet, the one that covers most.
+        candidates = [grown(start) for start in itertools.islice(wanted, 24)]
+        add(max(candidates, key=lambda row: len(pairs(row) & wanted.keys())))
+    return rows
+
+
+def bakes() -> list[dict[str, str]]:
+    """The covering set of bakes over every answer in OPTIONS, starting from the end-to-end variants."""
+    return covering(OPTIONS, REFUSED, [answers(**given) for given in E2E_VARIANTS.values()])
 
 
 def supported(python: str, django: str) -> bool:
-    """Django 5.2 does not support Python 3.15; the pre-gen hook refuses the pair."""
-    return not (python == "3.15" and django == "5.2")
-
-
-def combinations() -> list[dict[str, str]]:
-    """Every combination of Python, Django, PostgreSQL and services that can be baked (7 x 4 x 5 = 140), with
-    the CI and the license rotating through their values so that every (CI, license) and every (CI,
-    services) pair appears: those two answers only add or remove whole files."""
-    versions = [
-        (py, dj, pg, svc)
-        for py, dj, pg, svc in itertools.product(PYTHON_VERSIONS, DJANGO_VERSIONS, POSTGRES_VERSIONS, SERVICES)
-        if supported(py, dj)
-    ]
-    return [
-        {
-            "python_version": py,
-            "django_version": dj,
-            "postgres_version": pg,
-            **SERVICES[svc],
-            "ci": CIS[index % len(CIS)],
-            "open_source_license": LICENSES[index % len(LICENSES)],
-            # Changes the users app's model, admin, migration and tests only: alternating covers both.
-            "username_type": USERNAME_TYPES[index % len(USERNAME_TYPES)],
-        }
-        for index, (py, dj, pg, svc) in enumerate(versions)
-    ]
+    """Django 5.2 does not support Python 3.15; check_answers.py refuses the pair."""
+    return not refused({"python_version": python, "django_version": django}, REFUSED)
 
 
 def services_id(context: dict[str, str]) -> str:
@@ -81,17 +172,19 @@ def services_id(context: dict[str, str]) -> str:
 
 
 def combination_id(context: dict[str, str]) -> str:
-    return "-".join(
-        [
-            f"py{context['python_version']}",
-            f"dj{context['django_version']}",
-            f"pg{context['postgres_version']}",
-            services_id(context),
-            context["ci"],
-            context["open_source_license"].replace(" ", ""),
-            context["username_type"],
-        ]
-    )
+    """A bake's test id: every answer of OPTIONS (the yes/no ones by name when yes)."""
+    parts = [
+        f"py{context['python_version']}",
+        f"dj{context['django_version']}",
+        f"pg{context['postgres_version']}",
+        services_id(context),
+        context["ci"],
+        context["open_source_license"].replace(" ", ""),
+        context["username_type"],
+    ]
+    parts += ["sentry"] if context.get("use_sentry") == "y" else []
+    parts += ["k8s"] if context.get("deploy_target", "compose") != "compose" else []
+    return "-".join(parts)
 
 
 def tool(name: str) -> str:

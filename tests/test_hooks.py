@@ -547,9 +547,8 @@ def test_sentry_when_asked_for(cookies, celery, extras):
     pyproject = (project / "pyproject.toml").read_text()
     assert f'"sentry-sdk[{extras}]==' in pyproject
     assert re.search(r'^name = "sentry-sdk"$', (project / "uv.lock").read_text(), re.M)
-    settings = (project / "config/settings.py").read_text()
-    assert "sentry_sdk.init(" in settings and "send_default_pii=False" in settings
-    assert ("CeleryIntegration()" in settings) == (celery == "y")
+    # What the settings start is run, not read: the SDK's integrations with a DSN set (tests/test_baked_venv.py) and
+    # its options, without personal data (the baked tests/test_settings.py, run there and in the dev stack).
     assert "## Error reports" in (project / "README.md").read_text()
     assert "SENTRY_DSN=" in (project / ".envs/dev.env").read_text()
     assert "SENTRY_DSN=" in (project / ".envs/prod.env.example").read_text()
