@@ -25,6 +25,7 @@ LONGEST_FIRST = [
     "edge",
     "limits",
     "backup-schedule",
+    "dev-redis",
 ]
 
 
