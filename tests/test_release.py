@@ -169,6 +169,9 @@ class ReleaseProject(Project):
         return [f"{self.slug}-{kind}:{tag}" for kind in ("app", "static", "offsite") for tag in TAGS]
 
     def remove(self) -> None:
+        # With the edge's files: behind-proxy (test_5) gives the edge a profile, and down -v would keep its volumes
+        # (an old certificate, from another run's pebble, that the next run's edge would serve).
+        self.compose_file = COMPOSE_FILE
         self.live("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
         run(["docker", "rmi", "-f", *self.tags(), self.images["backup"]], check=False)
 
