@@ -49,6 +49,7 @@ STACKS = {
     "tests/test_containment.py": "edge",
     "tests/test_login_limits.py": "limits",  # 1.4
     "tests/test_backups.py::TestScheduledBackups": "backup-schedule",  # 0.7
+    "tests/test_dev_redis.py": "dev-redis",  # 0.5
 }
 
 

@@ -325,6 +325,8 @@ class TestRestore:
             f" && {copy('20000102T000000Z')} && head -c $(($(stat -c %s db-{stamp}.dump.age) / 2))"
             f" db-{stamp}.dump.age > db-20000102T000000Z.dump.age"
             f" && {copy('20000103T000000Z')} && {copy('20000104T000000Z', 'db-X.dump.age media-X.tar.gz.age')}"
+            # A whole backup but for its media archive (deleted, or lost on the way).
+            f" && {copy('20000105T000000Z', 'db-X.dump.age seal-X.txt')}"
         )
         project.live("exec", "-T", "backup", "sh", "-c", bad)
         seal(project, "20000104T000000Z", key="not-this-stacks-key")
@@ -336,13 +338,21 @@ class TestRestore:
             "20000102T000000Z": f"media-20000102T000000Z.tar.gz.age {altered}",
             "db-20000103T000000Z.dump": f"media-20000103T000000Z.tar.gz.age {altered}",
             "20000104T000000Z": "seal was not made with this stack's BACKUP_AUTH_KEY (planted, or sealed elsewhere)",
+            "db-20000105T000000Z.dump.age": (
+                "media-20000105T000000Z.tar.gz.age is missing beside db-20000105T000000Z.dump.age: nothing was changed"
+            ),
+            # FROM: offsite or nothing; off-site copies are off on this stack.
+            f"{name} FROM=ofsite": "FROM=ofsite: the only other place is FROM=offsite. Nothing was changed",
+            f"{name} FROM=offsite": "FROM=offsite, but off-site copies are off (no S3_BUCKET in",
             # Not a backup's name: refused before a shell or a path sees it.
             "x;touch /tmp/pwned": "NAME=x;touch /tmp/pwned is not a backup's name",
             "../../etc/passwd": "NAME=../../etc/passwd is not a backup's name",
             "1/../x\n20240101T000000Z": "is not a backup's name",  # a second line of the right shape
         }
         for bad_name, message in cases.items():
-            result = project.make("restore", f"NAME={bad_name}", "CONFIRM=yes", check=False)
+            bad_name, _, place = bad_name.partition(" FROM=")
+            where = [f"FROM={place}"] if place else []
+            result = project.make("restore", f"NAME={bad_name}", *where, "CONFIRM=yes", check=False)
             assert result.returncode != 0 and message in result.output, (bad_name, result.output[-3000:])
             assert "othing was changed" in result.output
         assert not (project.path / "pwned").exists() and not Path("/tmp/pwned").exists()
@@ -360,7 +370,7 @@ class TestRestore:
             "a refused restore should not stop the app"
         )
         assert documents(browser) == before and browser.get("/readyz").status_code == 200
-        project.live("exec", "-T", "backup", "sh", "-c", "rm -f /backups/*-2000010[1-4]T000000Z.*")
+        project.live("exec", "-T", "backup", "sh", "-c", "rm -f /backups/*-2000010[1-5]T000000Z.*")
 
     def test_3b_a_dump_that_runs_code_as_the_superuser_is_neither_restored_nor_run(self, restorable):
         """Issue #20's exploit: a dump whose table's CHECK constraint calls a function that runs COPY ... TO
@@ -416,6 +426,94 @@ class TestRestore:
         for service in ("app", "nginx", "backup", "db"):
             assert project.health("compose.prod.yaml", service) == "healthy", service
         project.live("exec", "-T", "backup", "sh", "-c", f"rm -f /backups/*-29991231T000000Z.* /backups/*-{soon}.*")
+
+    def test_3c_pg_upgrade_refuses_a_leftover_volume_and_rolls_back_a_failed_restore(self, restorable):
+        """make pg-upgrade's two ways out: a volume of the target major left by an earlier attempt (refused, nothing
+        stopped), and a restore into the new major that fails (here: another key pair's private key), which puts
+        compose.prod.yaml back, removes the new volume and brings PostgreSQL 17 back with its data."""
+        project = restorable
+        browser = login(project)
+        before = documents(browser)
+        compose = (project.path / "compose.prod.yaml").read_text()
+        app = project.inspect(project.container("compose.prod.yaml", "app"))["State"]["StartedAt"]
+        new = project.volume("postgres18_data")
+        run(["docker", "volume", "create", new])
+        try:
+            refused = project.make("pg-upgrade", "TO=18", "CONFIRM=yes", check=False, timeout=TIMEOUT + 600)
+        finally:
+            run(["docker", "volume", "rm", "-f", new], check=False)
+        assert refused.returncode != 0, refused.output[-3000:]
+        assert f"pg-upgrade: the volume {new} exists already (an earlier attempt?)" in refused.output
+        assert f"docker volume rm {new}, and run this again. Nothing was changed" in refused.output
+        assert (project.path / "compose.prod.yaml").read_text() == compose
+        assert project.inspect(project.container("compose.prod.yaml", "app"))["State"]["StartedAt"] == app
+
+        other = project.path.parent / f"{project.slug}-upgrade-identity.txt"
+        other.write_bytes(project.piped(b"", "exec", "-T", "backup", "age-keygen").stdout)
+        failed = project.make(
+            "pg-upgrade", "TO=18", "CONFIRM=yes", f"BACKUP_IDENTITY={other}", check=False, timeout=TIMEOUT + 600
+        )
+        assert failed.returncode != 0, failed.output[-3000:]
+        assert (
+            "pg-upgrade: FAILED: the restore into PostgreSQL 18 failed. Back to PostgreSQL 17 (compose.prod.yaml"
+            " restored; its volume was never touched)" in failed.output
+        ), failed.output[-3000:]
+        assert (project.path / "compose.prod.yaml").read_text() == compose
+        assert not (project.path / "compose.prod.yaml.pg17").exists()
+        assert new not in run(["docker", "volume", "ls", "-q"]).stdout, "the failed attempt's volume should be gone"
+        server = project.live("exec", "-T", "db", "psql", "-U", "postgres", "-tAc", "SHOW server_version_num").stdout
+        assert server.strip().startswith("17"), server
+        browser = login(project)
+        assert browser and documents(browser) == before
+        for service in ("app", "nginx", "backup", "db"):
+            assert project.health("compose.prod.yaml", service) == "healthy", service
+
+    def test_3d_a_media_swap_that_fails_changes_neither_the_media_nor_the_database(self, restorable):
+        """A live media folder the app's user cannot move (a directory root made, say): the swap fails, and the
+        database, restored before the media were swapped until now, is the live one still, as are the media."""
+        project = restorable
+        browser = login(project)
+        name = re.search(rf"OK (db-{STAMP}\.dump\.age)", project.make("backup").output).group(1)
+        added = browser.post_form(
+            f"/admin/{project.slug}/document/add/",
+            {"title": "Added after the backup", "_save": "Save"},
+            files={"file": ("after.txt", b"added after the backup\n", "text/plain")},
+        )
+        assert added.status_code == 302, added.text[:1000]
+        before = documents(browser)
+        media = project.volume("media")
+        app_image = project.inspect(project.container("compose.prod.yaml", "app"))["Config"]["Image"]
+        as_root = [
+            "docker",
+            "run",
+            "--rm",
+            "-u",
+            "0",
+            "-v",
+            f"{media}:/srv/media",
+            "--entrypoint",
+            "sh",
+            app_image,
+            "-c",
+        ]
+        run([*as_root, "mkdir /srv/media/root-made && echo kept > /srv/media/root-made/file.txt"])
+        try:
+            failed = project.make("restore", f"NAME={name}", "CONFIRM=yes", check=False, timeout=TIMEOUT + 300)
+            assert failed.returncode != 0, failed.output[-3000:]
+            assert "the media could not be swapped in" in failed.output, failed.output[-3000:]
+            assert "the media were not changed" in failed.output
+            assert "make restore: FAILED (above): the live database and media are as they were" in failed.output
+            listing = run([*as_root, "cd /srv/media && find . -type f | sort && cat root-made/file.txt"]).stdout
+        finally:
+            run([*as_root, "rm -rf /srv/media/root-made"])
+        assert "./root-made/file.txt" in listing and listing.endswith("kept\n"), listing
+        assert ".restoring" not in listing and ".replaced" not in listing, listing
+        browser = login(project)
+        assert browser and documents(browser) == before, "the database should be the live one still"
+        for title, link in before.items():
+            assert browser.get(link).status_code == 200, (title, link)
+        for service in ("app", "nginx", "backup", "db"):
+            assert project.health("compose.prod.yaml", service) == "healthy", service
 
     def test_4_pg_upgrade_moves_the_data_from_17_to_18_and_keeps_the_old_volume(self, restorable):
         """Part 3: make pg-upgrade; bad input first (nothing changes), then 17 to 18 for real."""
@@ -704,6 +802,11 @@ class TestOffsite:
             refused = project.make("restore", "NAME=db-19990101T000000Z.dump", "CONFIRM=yes", check=False)
             assert refused.returncode != 0 and "Nothing was changed" in refused.output, refused.output[-2000:]
             assert documents(browser) == before, case
+            # FROM=offsite: the same advice, and nothing changed.
+            refused = project.make("restore", f"NAME={name}", "FROM=offsite", "CONFIRM=yes", check=False)
+            assert refused.returncode != 0 and "Nothing was changed" in refused.output, refused.output[-2000:]
+            assert message in refused.output and "stopping what writes" not in refused.output, (case, refused.output)
+            assert documents(browser) == before, case
 
         # Good settings again: the backups the failures left behind go off-site, and all is healthy again.
         storage.configure()
@@ -718,6 +821,16 @@ class TestOffsite:
             lambda: project.health("compose.prod.yaml", "offsite") == "healthy", 60, what="the offsite service's health"
         )
 
+        # A backup the bucket does not hold.
+        absent = project.make(
+            "restore", "NAME=db-19990101T000000Z.dump.age", "FROM=offsite", "CONFIRM=yes", check=False
+        )
+        assert absent.returncode != 0, absent.output[-2000:]
+        # The first of its files fetched (the seal) is the first missing.
+        assert f"no seal-19990101T000000Z.txt in s3://{BUCKET}/{PREFIX}/ (make backups lists them). Nothing was" in (
+            absent.output
+        )
+        assert documents(browser) == before
         # FROM=offsite takes the off-site copy even when the backup is here too.
         restored = project.make("restore", f"NAME={newest}", "FROM=offsite", "CONFIRM=yes", timeout=TIMEOUT + 300)
         assert f"fetching {newest}, media-" in restored.output and f"restored {newest}" in restored.output

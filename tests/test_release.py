@@ -15,6 +15,7 @@ import re
 import shutil
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ COMPOSE_FILE = "compose.prod.yaml:compose.pebble.yaml"
 BEHIND_PROXY = "compose.prod.yaml:compose.behind-proxy.yaml"
 # The requests of test_5 arrive at nginx from Docker's gateway: a private address nginx must believe.
 TRUSTED_PROXIES = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+# v4 to v6 are v1 with one flaw each (test_3b to test_3d).
+TAGS = ("v1", "v2", "v3", "v4", "v5", "v6")
 # v2 differs from v1 in a page's text (and in its tag, which APP_VERSION reports).
 V1_TEXT, V2_TEXT = "It works: Django is serving this page", "Version two: Django is serving this page"
 
@@ -125,6 +128,7 @@ class ReleaseProject(Project):
     """The baked project with its edge and pebble, and its make targets run as a user types them."""
 
     compose_file = COMPOSE_FILE
+    overrides: dict[str, str] = {}  # a test's own settings, e.g. a short RELEASE_TIMEOUT
 
     def env(self, file):
         ports = {"HTTP_PORT": self.http_port, "HTTPS_PORT": self.https_port, "PEBBLE_PORT": self.pebble_port}
@@ -135,7 +139,7 @@ class ReleaseProject(Project):
             TRUSTED_PROXIES=TRUSTED_PROXIES,
             COMPOSE_FILE=self.compose_file,
             LIVE_FILES=self.compose_file,  # the Makefile's files for release.sh
-            RELEASE_TIMEOUT=str(TIMEOUT),  # a broken tag is caught as crashed, long before this
+            **{"RELEASE_TIMEOUT": str(TIMEOUT), **self.overrides},  # a crashing tag is caught long before this
         )
 
     def command(self, file, *args: str) -> list[str]:
@@ -162,9 +166,12 @@ class ReleaseProject(Project):
         return {line.split()[0] for line in answer.splitlines() if line.strip()}
 
     def tags(self) -> list[str]:
-        return [f"{self.slug}-{kind}:{tag}" for kind in ("app", "static", "offsite") for tag in ("v1", "v2", "v3")]
+        return [f"{self.slug}-{kind}:{tag}" for kind in ("app", "static", "offsite") for tag in TAGS]
 
     def remove(self) -> None:
+        # With the edge's files: behind-proxy (test_5) gives the edge a profile, and down -v would keep its volumes
+        # (an old certificate, from another run's pebble, that the next run's edge would serve).
+        self.compose_file = COMPOSE_FILE
         self.live("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
         run(["docker", "rmi", "-f", *self.tags(), self.images["backup"]], check=False)
 
@@ -228,9 +235,9 @@ def load(project: ReleaseProject) -> Load:
     return Load(base, ["/", stylesheet], headers=headers, verify=verify, sni=sni)
 
 
-def release_under_load(project: ReleaseProject, *make_args: str, check: bool = True):
+def release_under_load(project: ReleaseProject, *make_args: str, check: bool = True, meanwhile=None):
     """make with these arguments while the load runs: (the load, the result, when the command returned,
-    when it printed its lines)."""
+    when it printed its lines). `meanwhile(lines)` is called about twice a second while make runs."""
     with load(project) as traffic:
         poll(lambda: traffic.answered_since(0), 60, 0.1, "the load's first answers")  # served before the command
         started = time.monotonic()
@@ -248,6 +255,8 @@ def release_under_load(project: ReleaseProject, *make_args: str, check: bool = T
         reader.start()
         while process.poll() is None:
             addresses |= {frozenset(project.addresses())}
+            if meanwhile:
+                meanwhile([line for _, line in list(lines)])
             time.sleep(0.5)
         reader.join()
         returned = time.monotonic()
@@ -260,6 +269,71 @@ def release_under_load(project: ReleaseProject, *make_args: str, check: bool = T
         if line.startswith("release:"):
             print(f"[release] {at - started:5.1f}s {line.rstrip()}")
     return traffic, process.returncode, output, started, returned, lines, addresses
+
+
+def derive(project: ReleaseProject, tag: str, dockerfile: str, **files: str) -> None:
+    """The app image `tag`: v1's with DOCKERFILE's lines (FILES in its build context); static and offsite are
+    v1's, tagged `tag`."""
+    with tempfile.TemporaryDirectory() as context:
+        for name, text in {"Dockerfile": f"FROM {project.slug}-app:v1\n{dockerfile}", **files}.items():
+            (Path(context) / name).write_text(text)
+        built = run(["docker", "build", "-q", "-t", f"{project.slug}-app:{tag}", context], check=False)
+        assert built.returncode == 0, built.stderr[-3000:]
+    for kind in ("static", "offsite"):
+        run(["docker", "tag", f"{project.slug}-{kind}:v1", f"{project.slug}-{kind}:{tag}"])
+
+
+def served_version(project: ReleaseProject) -> tuple[str | None, str]:
+    """X-App-Version and the page of one request for / through the stack (the edge, or nginx behind-proxy)."""
+    traffic = load(project)
+    with httpx.Client(headers=traffic.headers, verify=traffic.verify, timeout=30) as client:
+        extensions = {"sni_hostname": traffic.sni} if traffic.sni else {}
+        page = client.get(traffic.base + "/", extensions=extensions)
+    assert page.status_code == 200, page.text[:500]
+    return page.headers.get("X-App-Version"), page.text
+
+
+# v4's migration: it raises, as a migration with a bug does.
+FAILING_MIGRATION = """from django.db import migrations
+
+
+def fail(apps, schema_editor):
+    raise RuntimeError("E2E: this migration fails on purpose")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("users", "0002_email_key")]
+    operations = [migrations.RunPython(fail)]
+"""
+# An ASGI server's request for / (argv[1]: the host), made to config.asgi's application: the status, the
+# X-App-Version header and the body, one per line.
+ASGI_REQUEST = """
+import asyncio, sys
+from config.asgi import application
+host = sys.argv[1].encode()
+scope = {
+    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "https",
+    "path": "/", "raw_path": b"/", "query_string": b"", "root_path": "", "client": ("127.0.0.1", 40000),
+    "server": ("127.0.0.1", 8000), "headers": [(b"host", host), (b"x-forwarded-proto", b"https")],
+}
+sent, requested = [], []
+async def receive():
+    if not requested:  # the request, then nothing: the client stays connected
+        requested.append(1)
+        return {"type": "http.request", "body": b"", "more_body": False}
+    await asyncio.Event().wait()
+async def send(message):
+    sent.append(message)
+asyncio.run(application(scope, receive, send))
+headers = {name.lower(): value for name, value in sent[0]["headers"]}
+print(sent[0]["status"]); print(headers.get(b"x-app-version", b"").decode())
+print(b"".join(m.get("body", b"") for m in sent[1:]).decode())
+"""
+# v6's celery: beat exits at once (a broken schedule, say), the worker and its health check work.
+BEAT_FAILS = """#!/bin/sh
+case " $* " in *" beat "*) echo "E2E: this tag's beat does not start" >&2; exit 1 ;; esac
+exec python -m celery "$@"
+"""
 
 
 class TestRelease:
@@ -302,6 +376,56 @@ class TestRelease:
         assert name and ":latest" not in taken.output, taken.output[-3000:]
         assert f"{name.group(1)}\t" in released.make("backups").output
 
+    def test_2c_restore_stops_worker_and_beat_and_both_see_the_restored_data(self, released):
+        """make restore on a bake with Celery: the worker and beat are stopped while the backup is restored and
+        started again; the page (through the stack) and a task the worker runs see the restored rows."""
+        project = released
+        model = f"from {project.slug}.models import Document as D"
+
+        def shell(code: str) -> str:
+            return project.live("exec", "-T", "app", "python", "manage.py", "shell", "-c", code).stdout.strip()
+
+        shell(f"{model}; D.objects.create(title='E2E kept by the backup', file='documents/kept.txt')")
+        name = re.search(r"backup: OK (db-\d{8}T\d{6}Z\.dump\.age)", project.make("backup").output).group(1)
+        shell(f"{model}; D.objects.create(title='E2E added after the backup', file='documents/after.txt')")
+        containers = {service: project.live("ps", "-q", service).stdout.strip() for service in ("worker", "beat")}
+        started = {service: project.inspect(c)["State"]["StartedAt"] for service, c in containers.items()}
+        stopped = set()
+        with tempfile.TemporaryFile("w+") as log:
+            # LIVE: the Makefile's own compose command names compose.prod.yaml alone; this one takes COMPOSE_FILE,
+            # with compose.pebble.yaml (else the restarted edge would ask the real CA, as in production).
+            process = subprocess.Popen(
+                ["make", "restore", f"NAME={name}", "CONFIRM=yes", "LIVE=docker compose"],
+                cwd=project.path,
+                env=project.env(""),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            while process.poll() is None:
+                for service, container in containers.items():
+                    state = run(["docker", "inspect", "-f", "{{.State.Running}}", container], check=False).stdout
+                    if state.strip() == "false":
+                        stopped.add(service)
+                time.sleep(0.3)
+            log.seek(0)
+            output = log.read()
+        assert process.returncode == 0, output[-4000:]
+        assert "stopping what writes (app nginx backup worker beat)" in output and f"done, {name} is live" in output
+        assert stopped == {"worker", "beat"}, output[-3000:]
+        for service in ("worker", "beat"):
+            container = project.live("ps", "-q", service).stdout.strip()
+            state = project.inspect(container)["State"]
+            assert state["Running"] and state["StartedAt"] > started[service], (service, state)
+            assert project.health("", service) == "healthy", service
+        _, page = served_version(project)
+        assert "E2E kept by the backup" in page and "E2E added after the backup" not in page
+        count = shell(f"{model}; print(D.objects.count())").splitlines()[-1]
+        task = f"from {project.slug}.tasks import count_documents as c; print(c.delay().get(timeout=60))"
+        answer = shell(task).splitlines()[-1]
+        worker = project.live("ps", "-q", "worker").stdout.strip()
+        assert answer == repr({"documents": int(count), "worker": f"celery@{worker[:12]}"}), (answer, count)
+
     def test_3_a_release_that_never_becomes_healthy_leaves_v1_serving(self, released):
         project = released
         traffic, code, output, *_ = release_under_load(project, "release", "TAG=v3", check=False)
@@ -316,6 +440,75 @@ class TestRelease:
             assert len(project.running(service)) == 1, service
         assert project.running("app") == [f"{project.slug}-app:v1"]
         assert (project.path / ".release").read_text() == "TAG=v1\nPREVIOUS_TAG=v2\n"
+
+    def test_3b_a_migration_that_fails_leaves_v1_serving(self, released):
+        project = released
+        derive(
+            project, "v4", "COPY 0099_e2e_fails.py /app/users/migrations/\n", **{"0099_e2e_fails.py": FAILING_MIGRATION}
+        )
+        record = (project.path / ".release").read_text()
+        traffic, code, output, *_ = release_under_load(project, "release", "TAG=v4", check=False)
+        assert code != 0 and "RuntimeError: E2E: this migration fails on purpose" in output, output[-3000:]
+        assert "release: the migrations of v4 failed: nothing else was changed, v1 keeps serving." in output
+        assert traffic.failures() == [], traffic.failures()[:5]
+        assert {s.version for s in traffic.samples if s.path == "/"} == {"v1"}
+        for service in ("app", "worker", "beat"):
+            assert project.running(service) == [f"{project.slug}-app:v1"], service
+        assert (project.path / ".release").read_text() == record
+
+    def test_3c_a_tag_never_healthy_times_out_and_a_second_release_meanwhile_is_refused(self, released):
+        project = released
+        # gunicorn listens on 8001: the app runs, and never answers its health check (on 8000).
+        derive(project, "v5", "ENV PORT=8001\n")
+        record = (project.path / ".release").read_text()
+        second = {}
+
+        def meanwhile(lines):
+            if not second and any("release: starting app (v5)" in line for line in lines):
+                second["locked"] = (project.path / ".release.lock").is_dir()
+                second["result"] = project.make("release", "TAG=v2", check=False)
+
+        project.overrides = {"RELEASE_TIMEOUT": "20"}
+        try:
+            traffic, code, output, *_ = release_under_load(
+                project, "release", "TAG=v5", check=False, meanwhile=meanwhile
+            )
+        finally:
+            project.overrides = {}
+        assert code != 0
+        assert re.search(r"release: \S+app-\d+ \(v5\) was not healthy after 20s: its last log lines are above", output)
+        assert "release: v5 was not released; v1 keeps serving." in output, output[-3000:]
+        refused = second["result"]
+        assert second["locked"] and refused.returncode != 0, refused.output[-3000:]
+        assert "another make release, rollback or deploy is running here (since" in refused.output, refused.output
+        assert "Nothing was changed." in refused.output and "starting app" not in refused.output
+        # The lock went with the failed release: the next one may start.
+        assert not (project.path / ".release.lock").exists()
+        assert traffic.failures() == [], traffic.failures()[:5]
+        assert {s.version for s in traffic.samples if s.path == "/"} == {"v1"}
+        for service in ("app", "worker", "nginx"):
+            assert len(project.running(service)) == 1, service
+        assert project.running("app") == [f"{project.slug}-app:v1"]
+        assert (project.path / ".release").read_text() == record
+
+    def test_3d_a_service_failing_after_the_traffic_moved_names_the_way_back(self, released):
+        """The final `up` (beat, not rolled) fails once the traffic is on the new tag: the release says so, exits
+        non-zero, and make rollback brings the old tag back."""
+        project = released
+        derive(project, "v6", "COPY --chmod=755 celery /opt/venv/bin/celery\n", celery=BEAT_FAILS)
+        failed = project.make("release", "TAG=v6", check=False, timeout=TIMEOUT + 300)
+        assert failed.returncode != 0, failed.output[-3000:]
+        assert (
+            "release: v6 serves the traffic, but a service above is not healthy: see docker compose logs SERVICE. "
+            "make rollback brings back v1." in failed.output
+        ), failed.output[-3000:]
+        assert served_version(project)[0] == "v6"
+        assert (project.path / ".release").read_text() == "TAG=v6\nPREVIOUS_TAG=v1\n"
+        project.make("rollback", timeout=TIMEOUT + 300)
+        assert served_version(project)[0] == "v1"
+        for service in ("app", "worker", "beat"):
+            assert project.running(service) == [f"{project.slug}-app:v1"], service
+        assert project.health("", "beat") == "healthy"
 
     def test_4_bad_input_is_refused_and_nothing_changes(self, released):
         project = released
@@ -364,3 +557,61 @@ class TestRelease:
         assert late and all(s.version == "v2" and V2_TEXT in s.text for s in late)
         assert project.running("nginx") == [f"{project.slug}-static:v2"]
         assert project.running("app") == [f"{project.slug}-app:v2"] * 2
+
+    def test_6_the_asgi_application_loads_and_answers(self, released):
+        """config/asgi.py (no ASGI server among the dependencies): imported in the live app container and called
+        with an HTTP scope for the home page, as an ASGI server would."""
+        project = released
+        answered = project.live("exec", "-T", "app", "python", "-c", ASGI_REQUEST, DOMAIN, check=False)
+        assert answered.returncode == 0, answered.stderr[-3000:]
+        status, version, body = answered.stdout.split("\n", 2)
+        running = project.inspect(project.live("ps", "-q", "app").stdout.split()[0])["Config"]["Env"]
+        # The whole middleware chain (X-App-Version, the running tag), and the request's scheme (HTTPS) reached it.
+        assert status == "200" and version and f"APP_VERSION={version}" in running, answered.stdout[:500]
+        assert "Django is serving this page over HTTPS." in body
+
+    def test_7_nginx_without_its_app_answers_502_then_follows_the_name(self, released):
+        """nginx/run.sh with an upstream name (app) that does not resolve: nginx starts, says so in its log,
+        answers 502, and proxies as soon as the name resolves. A TRUSTED_PROXIES name that does not resolve stops
+        it at start, with a message."""
+        project = released
+        network = f"{project.slug}-e2e-lonely"
+        image = f"{project.slug}-static:v1"
+        run(["docker", "network", "create", network])
+        nginx = None
+        try:
+            nginx = run(["docker", "run", "-d", "--network", network, image]).stdout.strip()
+            get = ["docker", "exec", nginx, "wget", "-S", "-O", "/dev/null", "--header", f"Host: {DOMAIN}"]
+            poll(
+                lambda: "502 Bad Gateway" in run([*get, "http://127.0.0.1:8080/"], check=False).stderr,
+                60,
+                1,
+                "nginx's 502 without its app",
+            )
+            assert "app could not be resolved" in run(["docker", "logs", nginx]).stderr
+            assert run(["docker", "exec", nginx, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/nginx-health"]).stdout
+            app = project.live("ps", "-q", "app").stdout.split()[0]
+            run(["docker", "network", "connect", "--alias", "app", network, app])
+            try:
+                served = poll(
+                    lambda: (
+                        (r := run([*get, "http://127.0.0.1:8080/"], check=False).stderr) and "X-App-Version" in r and r
+                    ),
+                    60,
+                    1,
+                    "nginx to reach the app once its name resolves",
+                )
+                assert "502" not in served, served
+            finally:
+                run(["docker", "network", "disconnect", network, app], check=False)
+            stopped = run(
+                ["docker", "run", "--rm", "--network", network, "-e", "TRUSTED_PROXIES=edge", image],
+                check=False,
+                timeout=60,
+            )
+            assert stopped.returncode == 1, stopped
+            assert "nginx-run: TRUSTED_PROXIES names edge, which does not resolve (is it running?)" in stopped.stderr
+        finally:
+            if nginx:
+                run(["docker", "rm", "-f", nginx], check=False)
+            run(["docker", "network", "rm", network], check=False)

@@ -166,11 +166,12 @@ fetch() {
     *) die "NAME=$name is not a backup's name (db-<time>.dump.age, <time> or latest; make backups lists them)." \
       "Nothing was changed" ;;
   esac
+  # FROM checked first: a mistyped FROM=offsite must not restore the copy here instead.
+  case $from in '' | offsite) ;; *) die "FROM=$from: the only other place is FROM=offsite. Nothing was changed" ;; esac
   if [ "$from" != offsite ] && [ -n "$stamp" ] && [ -f "$DIR/db-$stamp.dump.age" ]; then
     echo "$name"
     return 0
   fi
-  case $from in '' | offsite) ;; *) die "FROM=$from: the only other place is FROM=offsite. Nothing was changed" ;; esac
   configured || {
     [ $? -eq 1 ] || die "Nothing was changed"
     [ "$from" != offsite ] || die "FROM=offsite, but off-site copies are off (no S3_BUCKET in $SETTINGS). Nothing was changed"

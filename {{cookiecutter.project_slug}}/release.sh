@@ -139,6 +139,16 @@ export TAG="$tag"
 
 check_images
 [ "$mode" != images ] || exit 0
+# One release or deploy at a time: a second one would take the first one's new containers for old ones. mkdir
+# is atomic everywhere (flock is not on every host); the lock goes with this script, however it ends.
+LOCK=.release.lock
+mkdir "$LOCK" 2>/dev/null || fail "another make release, rollback or deploy is running here (since" \
+    "$(cat "$LOCK/since" 2>/dev/null || echo '?')): wait until it has finished. If none is (one was killed)," \
+    "remove $LOCK and try again. Nothing was changed."
+trap 'rm -rf "$LOCK"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+date -u +%Y-%m-%dT%H:%M:%SZ >"$LOCK/since"
 warn_placeholders
 
 current=

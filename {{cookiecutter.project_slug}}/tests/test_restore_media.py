@@ -42,6 +42,7 @@ def test_a_backup_s_media_replace_the_live_ones_only_when_swapped(media, monkeyp
     restore_media(monkeypatch, "stage", archive(("./documents/restored.txt", b"restored", None)))
     assert (media / "documents/live.txt").read_text() == "live", "staging must not touch the live files"
     restore_media(monkeypatch, "swap")
+    restore_media(monkeypatch, "finish")
     assert sorted(str(p.relative_to(media)) for p in media.rglob("*")) == ["documents", "documents/restored.txt"]
     assert (media / "documents/restored.txt").read_text() == "restored"
 
@@ -67,3 +68,43 @@ def test_a_truncated_archive_changes_nothing_and_discard_cleans_up(media, monkey
     restore_media(monkeypatch, "stage", data)
     restore_media(monkeypatch, "discard")
     assert not (media / ".restoring").exists() and (media / "documents/live.txt").read_text() == "live"
+
+
+def tree(media: Path) -> dict[str, str]:
+    return {str(p.relative_to(media)): p.read_text() for p in media.rglob("*") if p.is_file()}
+
+
+def test_a_swap_that_fails_half_way_is_undone(media, monkeypatch):
+    """A rename that fails (a directory the app's user may not move, say) after others went through: the
+    media are the live ones again, none deleted, and the staged ones stay staged."""
+    (media / "other.txt").write_text("other")
+    restore_media(monkeypatch, "stage", archive(("./documents/restored.txt", b"restored", None)))
+    rename = Path.rename
+
+    def refuse_other(self, target):
+        if self.name == "other.txt":
+            raise PermissionError(13, "Permission denied", str(self))
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", refuse_other)
+    with pytest.raises(CommandError, match="could not be swapped in .*: the media were not changed"):
+        restore_media(monkeypatch, "swap")
+    monkeypatch.setattr(Path, "rename", rename)
+    assert tree(media) == {
+        "documents/live.txt": "live",
+        "other.txt": "other",
+        ".restoring/documents/restored.txt": "restored",
+    }
+
+
+def test_revert_brings_the_live_media_back_and_finish_drops_them(media, monkeypatch):
+    data = archive(("./documents/restored.txt", b"restored", None))
+    restore_media(monkeypatch, "stage", data)
+    restore_media(monkeypatch, "swap")
+    assert tree(media) == {"documents/restored.txt": "restored", ".replaced/documents/live.txt": "live"}
+    restore_media(monkeypatch, "revert")  # the database restore failed
+    assert tree(media) == {"documents/live.txt": "live"}
+    restore_media(monkeypatch, "stage", data)
+    restore_media(monkeypatch, "swap")
+    restore_media(monkeypatch, "finish")  # the database restore succeeded
+    assert tree(media) == {"documents/restored.txt": "restored"}

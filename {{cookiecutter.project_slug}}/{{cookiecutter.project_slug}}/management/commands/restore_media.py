@@ -1,7 +1,10 @@
 """make restore's media step, in three parts, so a failure never leaves the media half replaced:
 
     manage.py restore_media stage    unpack a media archive (tar.gz on stdin) beside the live files
-    manage.py restore_media swap     put the staged files in place of the live ones (renames only)
+    manage.py restore_media swap     put the staged files in place of the live ones, which are kept aside
+                                     (renames only; a rename that fails undoes the others)
+    manage.py restore_media revert   put the live files kept aside back (the database restore failed)
+    manage.py restore_media finish   delete the files kept aside (the restore succeeded)
     manage.py restore_media discard  remove what stage left (the restore stopped on the way)
 
 The archive is unpacked with tarfile's "data" filter (no absolute paths, links out of the folder, devices
@@ -17,13 +20,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 STAGING = ".restoring"
+REPLACED = ".replaced"  # the live files, from swap until finish (or revert)
 
 
 class Command(BaseCommand):
-    help = "Stage, swap in or discard the media of a backup being restored (make restore runs it)."
+    help = "Stage, swap in, revert, finish or discard the media of a backup being restored (make restore runs it)."
 
     def add_arguments(self, parser):
-        parser.add_argument("step", choices=["stage", "swap", "discard"])
+        parser.add_argument("step", choices=["stage", "swap", "revert", "finish", "discard"])
 
     def handle(self, *args, step: str, **options) -> None:
         root = Path(settings.MEDIA_ROOT)
@@ -42,17 +46,62 @@ class Command(BaseCommand):
                     f"the media archive could not be unpacked ({error}): the media were not changed"
                 ) from error
             self.stdout.write(f"restore_media: staged {sum(1 for p in staging.rglob('*') if p.is_file())} files")
-        else:
-            if not staging.is_dir():
-                raise CommandError("nothing is staged: run restore_media stage first")
-            for entry in root.iterdir():
-                if entry == staging:
-                    continue
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-            for entry in staging.iterdir():
-                entry.rename(root / entry.name)
-            staging.rmdir()
-            self.stdout.write("restore_media: the backup's media are in place")
+        elif step == "swap":
+            swap(root, staging)
+            self.stdout.write("restore_media: the backup's media are in place (the replaced ones kept until finish)")
+        elif step == "revert":
+            revert(root)
+            self.stdout.write("restore_media: the live media are back")
+        else:  # finish
+            shutil.rmtree(root / REPLACED, ignore_errors=True)
+
+
+def live_entries(root: Path) -> list[Path]:
+    return sorted(entry for entry in root.iterdir() if entry.name not in (STAGING, REPLACED))
+
+
+def remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry)
+    else:
+        entry.unlink()
+
+
+def swap(root: Path, staging: Path) -> None:
+    """The live entries into REPLACED, the staged ones into their place: renames only, undone on a failure (a
+    directory the app's user may not move, say), so the media are either all the backup's or all as they were."""
+    if not staging.is_dir():
+        raise CommandError("nothing is staged: run restore_media stage first")
+    replaced = root / REPLACED
+    if replaced.exists() and any(replaced.iterdir()):
+        raise CommandError(
+            f"{replaced} holds the media an unfinished restore replaced: move them back into {root}, or delete them"
+            " if the restore went through, then restore again. The media were not changed"
+        )
+    replaced.mkdir(exist_ok=True)
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for entry in live_entries(root):
+            entry.rename(replaced / entry.name)
+            moved.append((entry, replaced / entry.name))
+        for entry in sorted(staging.iterdir()):
+            entry.rename(root / entry.name)
+            moved.append((entry, root / entry.name))
+    except OSError as error:
+        for source, target in reversed(moved):
+            target.rename(source)
+        replaced.rmdir()
+        raise CommandError(f"the media could not be swapped in ({error}): the media were not changed") from error
+    staging.rmdir()
+
+
+def revert(root: Path) -> None:
+    """The backup's entries out, the live ones that swap kept aside back in."""
+    replaced = root / REPLACED
+    if not replaced.is_dir():
+        raise CommandError("nothing to revert: swap kept no media aside")
+    for entry in live_entries(root):
+        remove(entry)
+    for entry in sorted(replaced.iterdir()):
+        entry.rename(root / entry.name)
+    replaced.rmdir()
