@@ -12,6 +12,7 @@ import pytest
 
 from support import (
     DOMAIN,
+    LIVE,
     TIMEOUT,
     BackupProject,
     Browser,
@@ -128,8 +129,7 @@ class TestScheduledBackups:
         environment = scheduled.live("exec", "-T", "backup", "env").stdout
         assert secret_key not in environment and "DATABASE_URL" not in environment
         assert "BACKUP_RECIPIENT=age1" in environment and "AGE-SECRET-KEY" not in environment
-        status = scheduled.live("exec", "-T", "backup", "cat", "/proc/1/status").stdout
-        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        fields = scheduled.process_status(LIVE, "backup")
         assert fields["Uid"].split()[0] == "0" and int(fields["CapEff"], 16) == 0 and int(fields["CapBnd"], 16) == 0
         assert fields["NoNewPrivs"].strip() == "1"
         assert scheduled.live("exec", "-T", "backup", "touch", "/probe", check=False).returncode != 0
@@ -747,8 +747,7 @@ class TestOffsite:
             not in run(["docker", "image", "inspect", image]).stdout
             + run(["docker", "history", "--no-trunc", image]).stdout
         )
-        status = project.live("exec", "-T", "offsite", "cat", "/proc/1/status").stdout
-        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        fields = project.process_status(LIVE, "offsite")
         # Root, the backups' owner, without any capability (like the backup service).
         assert int(fields["CapEff"], 16) == 0 and int(fields["CapBnd"], 16) == 0 and fields["Uid"].split()[0] == "0"
         assert fields["NoNewPrivs"].strip() == "1"

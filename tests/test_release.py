@@ -145,13 +145,6 @@ class ReleaseProject(Project):
     def command(self, file, *args: str) -> list[str]:
         return ["docker", "compose", *args]  # COMPOSE_FILE names the files
 
-    def make(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
-        result = run(["make", *args], cwd=self.path, env=self.env(""), timeout=timeout, check=False)
-        result.output = result.stdout + result.stderr
-        if check and result.returncode != 0:
-            pytest.fail(f"make {' '.join(args)} exited {result.returncode}\n{result.output[-4000:]}")
-        return result
-
     def running(self, service: str) -> list[str]:
         """The images of the service's running containers."""
         ids = self.live("ps", "-q", service).stdout.split()
