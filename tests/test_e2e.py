@@ -14,6 +14,7 @@ from stack_checks.faults import FaultChecks
 from stack_checks.images import ImageChecks
 from stack_checks.serving import ServingChecks
 from stack_checks.stack import Stack
+from support import E2E_VARIANTS, answers
 
 pytestmark = pytest.mark.e2e
 
@@ -22,44 +23,21 @@ class TestStackOnTheDefaults(BeatAndSentryChecks):
     """The default answers' versions: Python 3.14, PostgreSQL 18 (its new data layout), Valkey and Celery (with
     beat); and error reports to Sentry, which are off by default. Every check."""
 
-    options = {
-        "project_name": "E2E Full",
-        "python_version": "3.14",
-        "django_version": "5.2",
-        "postgres_version": "18",
-        "key_value_store": "valkey",
-        "use_celery": "y",
-        "use_sentry": "y",
-    }
+    options = {"project_name": "E2E Full", **answers(**E2E_VARIANTS["e2e-full"])}
 
 
 class TestStackOnTheOldestVersions(FaultChecks):
     """The oldest supported pair, Python 3.12 and PostgreSQL 15, on the newest Django, with no store; users
     sign in with a username (the defaults: by email). Every check but beat and Sentry."""
 
-    options = {
-        "project_name": "E2E Lean",
-        "python_version": "3.12",
-        "django_version": "6.1",
-        "postgres_version": "15",
-        "key_value_store": "none",
-        "use_celery": "n",
-        "username_type": "username",
-    }
+    options = {"project_name": "E2E Lean", **answers(**E2E_VARIANTS["e2e-lean"])}
 
 
 class TestStackWithRedis(Stack):
     """Redis 8 as the store and broker, on PostgreSQL 17 (the old data layout): the checks that the store and
     the database version change, not the whole list again."""
 
-    options = {
-        "project_name": "E2E Redis",
-        "python_version": "3.13",
-        "django_version": "6.1",
-        "postgres_version": "17",
-        "key_value_store": "redis",
-        "use_celery": "y",
-    }
+    options = {"project_name": "E2E Redis", **answers(**E2E_VARIANTS["e2e-redis"])}
     test_1_every_dockerfile_target_builds = ImageChecks.test_1_every_dockerfile_target_builds
     test_3a_live_pages_and_readiness_through_nginx = ServingChecks.test_3a_live_pages_and_readiness_through_nginx
     test_3c_admin_login_with_csrf_and_media_upload_served_by_nginx = (
