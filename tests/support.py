@@ -657,11 +657,12 @@ def signed_in(project, admin: str) -> Browser:
     return browser
 
 
-def upload(project, browser: Browser, name: str, content: bytes) -> str:
-    """Add a document through the admin; the /media/ path the home page links it by."""
+def upload(project, browser: Browser, name: str, content: bytes, title: str | None = None) -> str:
+    """Add a document (its title: the file's name unless given) through the admin; the /media/ path the home page
+    links it by."""
     added = browser.post_form(
         f"/admin/{project.slug}/document/add/",
-        {"title": name, "_save": "Save"},
+        {"title": title or name, "_save": "Save"},
         files={"file": (name, content, "text/plain")},
     )
     assert added.status_code == 302, added.text[:1000]

@@ -22,6 +22,7 @@ from support import (
     require_engine,
     run,
     stack_name,
+    upload,
 )
 
 pytestmark = pytest.mark.e2e
@@ -474,12 +475,7 @@ class TestRestore:
         project = restorable
         browser = login(project)
         name = re.search(rf"OK (db-{STAMP}\.dump\.age)", project.make("backup").output).group(1)
-        added = browser.post_form(
-            f"/admin/{project.slug}/document/add/",
-            {"title": "Added after the backup", "_save": "Save"},
-            files={"file": ("after.txt", b"added after the backup\n", "text/plain")},
-        )
-        assert added.status_code == 302, added.text[:1000]
+        upload(project, browser, "after.txt", b"added after the backup\n", title="Added after the backup")
         before = documents(browser)
         media = project.volume("media")
         app_image = project.inspect(project.container("compose.prod.yaml", "app"))["Config"]["Image"]
@@ -676,12 +672,7 @@ class TestOffsite:
         ), "off-site copies are off, silently, until configured"
         storage.configure()
         browser = login(project)
-        added = browser.post_form(
-            f"/admin/{project.slug}/document/add/",
-            {"title": "Off-site row", "_save": "Save"},
-            files={"file": ("offsite.txt", b"Off-site row: uploaded before the backup\n", "text/plain")},
-        )
-        assert added.status_code == 302, added.text[:1000]
+        upload(project, browser, "offsite.txt", b"Off-site row: uploaded before the backup\n", title="Off-site row")
         before = documents(browser)
         contents = {title: browser.get(link).content for title, link in before.items()}
         assert "Off-site row" in before
