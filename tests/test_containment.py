@@ -1,14 +1,14 @@
-"""Issue 20, containment: the live stack (compose.prod.yaml, with its edge) keeps its services apart. The edge
-faces the internet, so a break-in there must not reach the database, the store or the app (bypassing nginx);
-nginx must not reach the database or the store; offsite, holding keys to the bucket, reaches none of them.
-Every service runs under a memory and a pids limit. A request straight to the app from another container
-(not nginx) that claims HTTPS and an address is not believed.
+"""Issue 20, containment: the live stack (compose.prod.yaml, with its edge) keeps its services apart. The edge faces
+the internet, so a break-in there must not reach the database, the store or the app (bypassing nginx); nginx must
+not reach the database or the store; offsite, holding keys to the bucket, reaches none of them. Every service runs
+under a memory and a pids limit. A request straight to the app from another container (not nginx) that claims HTTPS
+and an address is not believed.
 
-One bake (default answers: Valkey, Celery), its live images built once, the stack up with its edge against
-pebble (tests/compose.pebble.yaml, as tests/test_edge.py runs it). The probes run in a throwaway container that
-joins the network namespace of the service probed from (`--network container:`): exactly what a process
-inside that container reaches, by name and by each address of the target. Needs a Docker engine (skipped
-without one, except under CI where that is a failure)."""
+It runs on tests/test_edge.py's stack (conftest's edge_stack: the default answers, Valkey and Celery, its live
+images built once, up with its edge against pebble, tests/compose.pebble.yaml), after that file's tests. The probes
+run in a throwaway container that joins the network namespace of the service probed from (`--network container:`):
+exactly what a process inside that container reaches, by name and by each address of the target. Needs a Docker
+engine (skipped without one, except under CI where that is a failure)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
-"""Issue 12, automatic HTTPS: the live stack's edge (Caddy, compose.prod.yaml) obtains its certificate over ACME
-from pebble, Let's Encrypt's test CA, which really validates the domain against the edge (the domain is the
-edge's alias on the stack's network). A test-only override (PEBBLE) adds pebble, points the edge's ACME_CA at it
-and publishes the edge on loopback ports. Also the trust rules for X-Forwarded-*: at the edge, at nginx inside
-the network, and in the behind-proxy mode (compose.behind-proxy.yaml).
+"""Issue 12, automatic HTTPS: the live stack's edge (Caddy, compose.prod.yaml) obtains its certificate over ACME from
+pebble, Let's Encrypt's test CA, which really validates the domain against the edge (the domain is the edge's alias
+on the stack's network). A test-only override (PEBBLE) adds pebble, points the edge's ACME_CA at it and publishes
+the edge on loopback ports. Also the trust rules for X-Forwarded-*: at the edge, at nginx inside the network, and
+in the behind-proxy mode (compose.behind-proxy.yaml).
 
-The project is baked with the default answers and its live images built like tests/test_e2e.py's; everything
-it creates is removed at the end (`down -v`, its images). Needs a Docker engine (skipped without one, except
-under CI where that is a failure)."""
+The stack is conftest's edge_stack (the default answers, built and started once), which tests/test_containment.py
+uses after these tests; everything it creates is removed at the end (`down -v`, its images). Needs a Docker engine
+(skipped without one, except under CI where that is a failure)."""
 
 from __future__ import annotations
 
