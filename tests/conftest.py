@@ -34,8 +34,9 @@ from support import (
     write_pebble_api_root,
 )
 
-# The end-to-end stacks, longest first (minutes in a 4-worker run here): a nodeid prefix (a file, or a class in it)
-# and the stack its tests share. Two prefixes may name one stack (TestOffsite runs on TestRestore's).
+# The end-to-end stacks, longest first (minutes of each in a 4-worker run of the old layout): a nodeid prefix (a
+# file, or a class in it) and the stack its tests share. Two prefixes may name one stack (TestOffsite runs on
+# TestRestore's).
 STACKS = {
     "tests/test_e2e.py::TestStackOnTheDefaults": "full",  # 7
     "tests/test_backups.py::TestRestore": "restore",  # 6, with TestOffsite
@@ -67,7 +68,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class StackScheduling(LoadScopeScheduling):
-    """xdist's loadscope, with a stack's tests as one scope and any other test as a scope of its own."""
+    """xdist's loadscope, with a stack's tests as one scope and any other test as a scope of its own, handed out
+    in collection order (never re-sorted by size: pytest_collection_modifyitems put the longest first)."""
+
+    def __init__(self, config: pytest.Config, log=None) -> None:
+        super().__init__(config, log)
+        config.option.loadscopereorder = False
 
     def _split_scope(self, nodeid: str) -> str:
         found = stack_of(nodeid)
@@ -207,9 +213,10 @@ def edge_stack(cookies_session):
     steps (build-live, migrate, up): baked, built and started once per worker (STACKS puts its tests on one)."""
     require_engine()
     project = EdgeProject(bake(cookies_session, project_name=stack_name("E2E Edge"), domain_name=DOMAIN))
-    project.remove()  # whatever an interrupted earlier run left behind
+    # The override first: removing what an interrupted earlier run left names it (the edge's volumes too).
     (project.path / "compose.pebble.yaml").write_text(PEBBLE)
     write_pebble_api_root(project.path)
+    project.remove()
     try:
         started = time.monotonic()
         run(["make", "build-live", "TAG=e2e"], cwd=project.path, timeout=1200)

@@ -2,7 +2,7 @@
 Sentry: every pair of their values in at least one) installs from its lock into a fresh virtualenv, passes its own
 test suite (every test collected runs and passes, none skipped) and Django's deployment checks; with Sentry, the
 settings start the SDK with the integrations the answers ask for. A Python this machine lacks (3.14 and 3.15 here)
-runs in the python:X-slim image instead (scripts/pythons.py); the checks are the same."""
+runs in uv's image with that Python instead (scripts/pythons.py); the checks are the same."""
 
 import itertools
 import re

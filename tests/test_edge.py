@@ -5,8 +5,8 @@ the edge on loopback ports. Also the trust rules for X-Forwarded-*: at the edge,
 in the behind-proxy mode (compose.behind-proxy.yaml).
 
 The stack is conftest's edge_stack (the default answers, built and started once), which tests/test_containment.py
-uses after these tests; everything it creates is removed at the end (`down -v`, its images). Needs a Docker engine
-(skipped without one, except under CI where that is a failure)."""
+uses after these tests; everything it creates is removed when its worker ends (`down -v`, its images). Needs a
+Docker engine (skipped without one, except under CI where that is a failure)."""
 
 from __future__ import annotations
 

@@ -146,9 +146,9 @@ def project(cookies_session):
         use_celery="n",
     )
     project = LiveProject(path)
-    project.remove()  # whatever an interrupted earlier run left behind
     shutil.copy(Path(__file__).parent / "compose.pebble.yaml", project.path)
     write_pebble_api_root(project.path)
+    project.remove()  # what an interrupted earlier run left (the override above names the edge's volumes)
     try:
         project.make("build-live", "TAG=a", timeout=1800)
         for kind in ("app", "static", "offsite"):

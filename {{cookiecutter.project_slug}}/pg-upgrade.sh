@@ -76,9 +76,9 @@ cp "$file" "$file.pg$from"
 mv "$new" "$file"
 rollback() {
   say "FAILED: $*. Back to PostgreSQL $from ($file restored; its volume was never touched)"
-  live down
-  docker volume rm "$volume" >/dev/null
-  mv "$file.pg$from" "$file"
+  mv "$file.pg$from" "$file"  # first: under set -e, a failing step below must not leave the new major named
+  live down || true
+  docker volume rm "$volume" >/dev/null || say "could not remove the volume $volume: docker volume rm it"
   live up -d --wait
   exit 1
 }

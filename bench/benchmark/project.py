@@ -177,7 +177,7 @@ def export_requirements(ctx: Run) -> None:
 
 
 def relock(ctx: Run) -> None:
-    """`uv lock` under the project's own Python: the host's if it has one, else in python:X-slim
+    """`uv lock` under the project's own Python: the host's if it has one, else in uv's image with that Python
     (scripts/pythons.py, which the template's tests use for the same reason)."""
     spec = importlib.util.spec_from_file_location("pythons", ROOT / "scripts" / "pythons.py")
     pythons = importlib.util.module_from_spec(spec)

@@ -39,12 +39,17 @@ class DevelopmentChecks(Stack):
             assert behind_nginx.status_code == 200 and "It works" in behind_nginx.text
             # `make test`: the project's own suite in the development image, which has the dev tools. Its exit
             # code, and the summary line (tests ran, none failed). Also on a checkout where the live stack ran:
-            # its backups folder is root's alone.
-            (project.path / "backups").mkdir(mode=0o700, exist_ok=True)
+            # its backups folder is root's alone (the backup service writes it), and nothing in it is a test: a
+            # failing one planted there is not collected.
+            planted = project.path / "backups"
+            planted.mkdir(mode=0o700, exist_ok=True)
+            failing = "def test_planted():\n    assert False, 'collected from backups/'\n"
+            (planted / "test_planted.py").write_text(failing)
             tests = run(["make", "test"], cwd=project.path, env=project.env(compose), timeout=900, check=False)
             summary = r"^=+ \d+ passed(, \d+ (skipped|warnings?|deselected))* in [\d.]+s"  # no failed, no errors
             assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr
             assert re.search(summary, tests.stdout, re.M), tests.stdout[-3000:] + tests.stderr
+            (planted / "test_planted.py").unlink()  # the live stack's backups folder holds backups only
 
             app = project.container(compose, "app")
             started_at = project.inspect(app)["State"]["StartedAt"]

@@ -57,13 +57,23 @@ class FaultChecks(ServingChecks):
         def sigterm_handled() -> bool:
             return "Handling signal: term" in project.logs("compose.prod.yaml", "app")
 
+        def waiting_on_the_database() -> bool:
+            """The app holds a connection to PostgreSQL's port (5432: 1538 in /proc/net/tcp), established: the
+            request is inside gunicorn, waiting for the frozen database to answer. (Just recreated, the app held
+            none before: its healthcheck does not touch the database.)"""
+            tables = project.live("exec", "-T", "app", "sh", "-c", "cat /proc/net/tcp /proc/net/tcp6 2>/dev/null")
+            rows = [line.split() for line in tables.stdout.splitlines()]
+            return any(len(row) > 3 and row[2].endswith(":1538") and row[3] == "01" for row in rows)
+
         request = threading.Thread(target=slow_request)
         stopping = threading.Thread(target=project.live, args=("stop", "app"))
         try:
             project.up_live()  # the app recreated with the longer connect timeout
             assert not sigterm_handled()
             project.live("pause", "db")
+            assert not waiting_on_the_database()
             request.start()
+            poll(waiting_on_the_database, 60, 0.5, "the request to reach gunicorn and wait on the database")
             stopping.start()
             poll(sigterm_handled, 60, 0.5, "gunicorn to handle the SIGTERM that `stop` sent")
             assert request.is_alive(), f"the request ended before gunicorn got SIGTERM: {outcome}"

@@ -72,18 +72,19 @@ class ServingChecks(ImageChecks):
         assert css.group(1) not in project.logs("compose.prod.yaml", "app")
 
     def test_3c_admin_login_with_csrf_and_media_upload_served_by_nginx(self, project, live, admin):
-        login = live.post_form(
+        browser = Browser(project.live_port)  # its own: `live` stays an anonymous visitor's
+        login = browser.post_form(
             "/admin/login/?next=/admin/", {"username": admin, "password": ADMIN_PASSWORD, "next": "/admin/"}
         )
         assert login.status_code == 302, (
             f"login failed ({login.status_code}): {project.logs('compose.prod.yaml', 'app')}"
         )
         assert login.headers["Location"] == "/admin/"
-        assert "Site administration" in live.get("/admin/").text
+        assert "Site administration" in browser.get("/admin/").text
 
         content = b"uploaded through the admin, served by nginx\n"
-        path = upload(project, live, "e2e-upload.txt", content)
-        media = live.get(path)
+        path = upload(project, browser, "e2e-upload.txt", content)
+        media = live.get(path)  # served to anyone
         assert media.status_code == 200 and media.content == content
         assert path not in project.logs("compose.prod.yaml", "app")
 
@@ -98,7 +99,7 @@ class ServingChecks(ImageChecks):
         finally:
             project.up_live()
 
-    def test_4_celery_task_runs_in_the_worker(self, project, live, admin):
+    def test_4_celery_task_runs_in_the_worker(self, project, live, admin, media_path):
         services = project.live("config", "--services").stdout.split()
         if not self.with_celery:
             # Pruned, also in the running stack: no worker, no broker.
@@ -110,7 +111,7 @@ class ServingChecks(ImageChecks):
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', visitor.get("/admin/login/").text).group(1)
         refused = visitor.post("/tasks/", {"csrfmiddlewaretoken": token}, referer="/")
         assert refused.status_code == 302 and refused.headers["Location"].startswith("/admin/login/")
-        # Staff (the admin created in test_3c) can: the home page's form posts to /tasks/.
+        # Staff (the admin fixture's) can: the home page's form posts to /tasks/.
         staff = Browser(project.live_port)
         login = staff.post_form("/admin/login/", {"username": admin, "password": ADMIN_PASSWORD, "next": "/"})
         assert login.status_code == 302, login.text[:500]
