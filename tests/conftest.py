@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 
 import pytest
 from xdist.scheduler import LoadScopeScheduling
@@ -206,6 +207,20 @@ def media_path(project, admin) -> str:
 
 # ---- The live stack with its edge, shared by tests/test_edge.py and tests/test_containment.py.
 
+# Session stacks, by STACKS name: what removes each once its worker moves on to other tests (a session fixture
+# would otherwise keep its containers and networks until the worker ends, holding Docker's address pools).
+ENDINGS: dict[str, Callable[[], None]] = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    found = stack_of(item.nodeid)
+    if not found or found[1] not in ENDINGS:
+        return
+    following = stack_of(nextitem.nodeid) if nextitem else None
+    if not following or following[1] != found[1]:
+        ENDINGS.pop(found[1])()
+
 
 @pytest.fixture(scope="session")
 def edge_stack(cookies_session):
@@ -223,6 +238,7 @@ def edge_stack(cookies_session):
         project.edge("run", "--rm", "app", "python", "manage.py", "migrate", "--noinput", timeout=TIMEOUT)
         project.edge_mode()
         print(f"\n[edge] {project.slug}: built and up in {time.monotonic() - started:.0f}s")
+        ENDINGS["edge"] = lambda: (print(project.logs(EDGE)[-8000:]), project.remove())  # logs: for a failure
         yield project
     finally:
         print(project.logs(EDGE)[-8000:])  # shown by pytest when a test failed
