@@ -13,10 +13,8 @@ engine (skipped without one, except under CI where that is a failure)."""
 from __future__ import annotations
 
 import json
-import ssl
 import uuid
 
-import httpx
 import pytest
 import requests
 
@@ -29,6 +27,7 @@ from support import (
     answered,
     clean_env,
     https,
+    pebble_issuing_root,
     poll,
     run,
 )
@@ -100,9 +99,7 @@ def test_1_services_reach_only_what_they_need(stack):
 def test_2_the_site_still_works_through_the_edge(stack):
     """The contained stack still serves: HTTPS at the edge (certificate from pebble), nginx, the app, the
     database and the store (/readyz from inside, as the orchestrator asks)."""
-    api = ssl.create_default_context(cafile=str(stack.path / "pebble-api-root.pem"))
-    root = httpx.get(f"https://127.0.0.1:{stack.pebble_port}/roots/0", verify=api, timeout=30)
-    trust = ssl.create_default_context(cadata=root.text)  # only the root pebble issues under
+    trust = pebble_issuing_root(stack.path, stack.pebble_port)  # only the root pebble issues under
     page = poll(answered(lambda: (r := https(stack, trust)).status_code == 200 and r), 180, 2, "the page")
     assert "serving this page over HTTPS" in page.text
     ready = json.loads(stack.edge("exec", "-T", "app", "python", "-c", READY).stdout)
