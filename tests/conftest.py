@@ -215,9 +215,9 @@ ENDINGS: dict[str, Callable[[], None]] = {}
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     found = stack_of(item.nodeid)
-    if not found or found[1] not in ENDINGS:
+    if not found or found[1] not in ENDINGS or nextitem is None:  # the worker's last test: its session ends it
         return
-    following = stack_of(nextitem.nodeid) if nextitem else None
+    following = stack_of(nextitem.nodeid)
     if not following or following[1] != found[1]:
         ENDINGS.pop(found[1])()
 
