@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from support import DOMAIN, TIMEOUT, Project, bake, require_engine, stack_name
+from support import DOMAIN, E2E_VARIANTS, TIMEOUT, Project, answers, bake, require_engine, stack_name
 
 pytestmark = pytest.mark.e2e
 DEV = "compose.yaml"
@@ -17,15 +17,9 @@ DEV = "compose.yaml"
 @pytest.fixture(scope="module")
 def dev(cookies_session):
     require_engine()
-    options = {"python_version": "3.13", "django_version": "6.1", "postgres_version": "17"}
-    path = bake(
-        cookies_session,
-        project_name=stack_name("E2E Dev Redis"),
-        domain_name=DOMAIN,
-        key_value_store="redis",
-        use_celery="y",
-        **options,
-    )
+    # test_e2e's Redis answers (a seed row of the covering set), here for the development stack.
+    options = answers(**E2E_VARIANTS["e2e-redis"])
+    path = bake(cookies_session, project_name=stack_name("E2E Dev Redis"), domain_name=DOMAIN, **options)
     project = Project(path)
     project.remove()
     try:

@@ -24,8 +24,10 @@ import requests
 
 from support import (
     DOMAIN,
+    E2E_VARIANTS,
     TIMEOUT,
     Project,
+    answers,
     bake,
     clean_env,
     free_port,
@@ -138,13 +140,8 @@ def edge_version(project: LiveProject, tag: str) -> httpx.Response:
 @pytest.fixture(scope="module")
 def project(cookies_session):
     require_engine()
-    path = bake(
-        cookies_session,
-        project_name=stack_name("E2E Live Commands"),
-        domain_name=DOMAIN,
-        key_value_store="none",
-        use_celery="n",
-    )
+    options = answers(**E2E_VARIANTS["live-commands"])
+    path = bake(cookies_session, project_name=stack_name("E2E Live Commands"), domain_name=DOMAIN, **options)
     project = LiveProject(path)
     shutil.copy(Path(__file__).parent / "compose.pebble.yaml", project.path)
     write_pebble_api_root(project.path)

@@ -13,10 +13,12 @@ import pytest
 
 from support import (
     DOMAIN,
+    E2E_VARIANTS,
     SMTP_CATCHER,
     TIMEOUT,
     Browser,
     Project,
+    answers,
     bake,
     poll,
     require_engine,
@@ -46,16 +48,8 @@ class LimitsProject(Project):
 @pytest.fixture(scope="module")
 def stack(cookies_session, tmp_path_factory):
     require_engine()
-    path = bake(
-        cookies_session,
-        project_name=stack_name("E2E Limits"),
-        domain_name=DOMAIN,
-        key_value_store="none",
-        use_celery="n",
-        username_type="email",
-        python_version="3.13",
-        django_version="6.1",
-    )
+    options = answers(**E2E_VARIANTS["login-limits"])
+    path = bake(cookies_session, project_name=stack_name("E2E Limits"), domain_name=DOMAIN, **options)
     project = LimitsProject(path)
     project.catcher = f"{project.slug}-smtp"
     project.remove()
