@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -426,6 +428,32 @@ class Browser:
                 self.base + path, data=data, files=files, headers=headers, allow_redirects=False, timeout=30
             )
         )
+
+
+# Debian's chromium (.ci/run installs it), driven by Playwright: Playwright cannot download its own browsers here.
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/lib/chromium/chromium"))
+
+
+@contextmanager
+def chromium(*switches: str, **context_options) -> Iterator:
+    """A real browser page. `switches` are chromium's command-line switches (e.g. --host-resolver-rules=...),
+    `context_options` Playwright's new_context options (e.g. extra_http_headers, ignore_https_errors).
+    Every Content-Security-Policy violation the page reports is kept in `page.csp_violations`."""
+    require(CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", *switches])
+        try:
+            page = browser.new_context(**context_options).new_page()
+            page.csp_violations = []
+            page.on(
+                "console",
+                lambda message: "Content Security Policy" in message.text and page.csp_violations.append(message.text),
+            )
+            yield page
+        finally:
+            browser.close()
 
 
 class Project:
