@@ -138,6 +138,7 @@ def test_linters_accept_the_baked_project(cookies, context, tmp_path):
         script.write_text(f"#!/bin/sh\n{command}\n")
         scripts.append(str(script))
     run([tool("shellcheck"), "--shell=sh", *scripts])
+    run([tool("shellcheck"), "live"], cwd=project)  # bash, as its shebang says
     workflows = list((project / ".github/workflows").glob("*.yml")) if (project / ".github").exists() else []
     if workflows:
         run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, workflows)])
@@ -352,10 +353,9 @@ def test_beat_is_one_locked_down_scheduler_in_both_stacks(cookies):
         assert "/tmp/celerybeat-heartbeat" in " ".join(beat["healthcheck"]["test"])
         for key in ("image", "read_only", "tmpfs", "cap_drop", "security_opt", "restart", "env_file", "depends_on"):
             assert beat.get(key) == worker.get(key), f"{name}: beat's {key} differs from the worker's"
-    # make restore stops every service that writes to the database or the media, and nothing it restores with.
-    # Its recipe as make expands it for the shell (-n: nothing runs): the stop command's services.
-    recipe = run(["make", "-n", "restore", "NAME=latest", "CONFIRM=yes"], cwd=project, env=clean_env()).stdout
-    (stopped,) = re.findall(r" stop ([a-z ]+?) &&", recipe)
+    # make restore stops every service that writes to the database or the media, and nothing it restores with:
+    # ./live's WRITERS, which its restore stops.
+    (stopped,) = re.findall(r'^WRITERS="([a-z ]+)"$', (project / "live").read_text(), re.M)
     live = set(compose_config(project, "compose.prod.yaml")["services"])
     assert set(stopped.split()) == live - {"db", "valkey", "edge", "offsite"}, stopped
 
@@ -391,17 +391,18 @@ def test_every_sign_in_limit_is_in_the_env_example_and_the_readme_table(cookies)
 
 
 def test_the_makefile_switches_the_live_stack_behind_a_proxy_and_refuses_a_bad_switch(cookies):
-    """make's BEHIND_PROXY: 0 (the default) runs compose.prod.yaml with its edge, 1 adds compose.behind-proxy.yaml,
-    anything else stops before running a command, saying what to type."""
+    """make's BEHIND_PROXY (./live's): 0 (the default) runs compose.prod.yaml with its edge, 1 adds
+    compose.behind-proxy.yaml, anything else stops before running a command, saying what to type."""
     project = bake(cookies)
-    edge = run(["make", "-n", "deploy", "TAG=1.0"], cwd=project, env=clean_env()).stdout
-    assert 'COMPOSE_FILE=compose.prod.yaml sh release.sh --deploy "1.0"' in edge and "behind-proxy" not in edge
-    behind = run(["make", "-n", "deploy", "TAG=1.0", "BEHIND_PROXY=1"], cwd=project, env=clean_env()).stdout
-    assert 'COMPOSE_FILE=compose.prod.yaml:compose.behind-proxy.yaml sh release.sh --deploy "1.0"' in behind
+    edge = run(["make", "status-live"], cwd=project, env=clean_env(), check=False).stdout
+    assert "files: compose.prod.yaml (BEHIND_PROXY=0)" in edge and "behind-proxy" not in edge
+    behind = run(["make", "status-live", "BEHIND_PROXY=1"], cwd=project, env=clean_env(), check=False).stdout
+    assert "files: compose.prod.yaml:compose.behind-proxy.yaml (BEHIND_PROXY=1)" in behind
     # make stop-live removes the edge in either mode (the behind-proxy files leave it out by a profile).
-    stop = run(["make", "-n", "stop-live", "BEHIND_PROXY=1"], cwd=project, env=clean_env()).stdout
-    assert "-f compose.behind-proxy.yaml --profile edge down --remove-orphans" in stop and " -v" not in stop
-    refused = run(["make", "-n", "deploy", "BEHIND_PROXY=yes"], cwd=project, env=clean_env(), check=False)
+    live = (project / "live").read_text()
+    stop = live[live.index("\nstop() {") :]
+    assert "docker compose --profile edge down --remove-orphans\n" in stop[: stop.index("\n}\n") + 1]
+    refused = run(["make", "deploy", "BEHIND_PROXY=yes"], cwd=project, env=clean_env(), check=False)
     assert refused.returncode != 0 and refused.stdout == ""
     assert "BEHIND_PROXY=yes: use 1 (behind your own TLS proxy) or 0 (the edge; the default)" in refused.stderr
 

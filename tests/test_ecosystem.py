@@ -122,9 +122,9 @@ def test_makefile_offers_the_everyday_tasks(cookies):
     assert "docker build --target applayer -t tasks-app:1.2.3 ." in dry
     assert "docker build --target staticlayer -t tasks-static:1.2.3 ." in dry
     deploy = run(["make", "-n", "deploy", "TAG=1.2.3"], cwd=project).stdout.splitlines()
-    assert deploy == ['COMPOSE_FILE=compose.prod.yaml sh release.sh --deploy "1.2.3"'], deploy
-    script = (project / "release.sh").read_text()
-    deploying = script[script.index('if [ "$mode" = deploy ]') :]
+    assert deploy == ["./live deploy"], deploy
+    script = (project / "live").read_text()
+    deploying = script[script.index("\ndeploy() {") : script.index("\nrelease() {")]
     assert deploying.index("manage.py migrate") < deploying.index("up -d --wait"), "migrations must run first"
 
 

@@ -270,8 +270,8 @@ class TestLiveCommands:
         ).stdout.split()
         assert {f"{project.slug}-live_{name}" for name in ("postgres18_data", "media", "caddy_data")} <= set(volumes)
         # Stopped, a live command without TAG takes the tag that ran last, not git describe's guess.
-        dry = project.make("-n", "deploy")
-        assert 'sh release.sh --deploy "a"' in dry.output, dry.output[-2000:]
+        status = project.make("status-live")
+        assert "tag: a (stopped; it ran last)" in status.output, status.output[-2000:]
 
     def test_7_a_trial_on_localhost_with_caddys_own_ca_as_the_readme_says(self, project):
         """DOMAINS=localhost, no Caddyfile edit: Caddy certifies it with its own CA, whose root the README copies

@@ -106,7 +106,7 @@ for arg; do
 done
 exec {sed} "$@"
 """
-# docker for pg-upgrade.sh's first call, the check of the rewritten compose.prod.yaml: keep a copy, refuse it.
+# docker for ./live pg-upgrade's first call, the check of the rewritten compose.prod.yaml: keep a copy, refuse it.
 DOCKER_KEEPS_THE_REWRITE = """#!/bin/sh
 [ "$1 $2 $4 $5" = "compose -f config -q" ] || {{ echo "docker stub: unexpected $*" >&2; exit 99; }}
 cp "$3" {capture}
@@ -129,7 +129,7 @@ def test_pg_upgrade_rewrites_the_compose_file_with_a_bsd_sed(cookies, tmp_path):
         (bin_dir / name).chmod(0o755)
     before = (project / "compose.prod.yaml").read_text()
     env = clean_env(PATH=f"{bin_dir}:{os.environ['PATH']}")
-    result = run(["sh", "pg-upgrade.sh", "18", "yes"], cwd=project, env=env, check=False)
+    result = run(["./live", "pg-upgrade", "TO=18", "CONFIRM=yes"], cwd=project, env=env, check=False)
     assert result.returncode == 1 and "could not rewrite compose.prod.yaml" in result.stderr, result.stderr
     rewritten = capture.read_text()
     assert "    image: postgres:18\n" in rewritten and "postgres17" not in rewritten
@@ -147,7 +147,7 @@ def test_host_scripts_use_no_gnu_only_forms(cookies):
     project = bake(cookies, project_name="Portable Scripts")
     found = [
         f"{name}:{number}: {line.strip()}"
-        for name in ("Makefile", "release.sh", "pg-upgrade.sh")
+        for name in ("Makefile", "live")
         for number, line in enumerate((project / name).read_text().splitlines(), 1)
         if GNU_ONLY.search(line) and not line.lstrip().startswith("#")
     ]

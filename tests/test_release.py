@@ -1,4 +1,4 @@
-"""Issue 12, releases without downtime: `make release TAG=...` and `make rollback` (release.sh) on the live stack,
+"""Issue 12, releases without downtime: `make release TAG=...` and `make rollback` (./live) on the live stack,
 under a bounded load on loopback. The project bakes the defaults (Celery and Valkey: the worker is rolled too);
 its images are built twice, as v1 and as v2 (a page text differs), and once more as a v3 that never becomes
 healthy. Its own project names ("E2E Release ..."). Needs a Docker engine (skipped without one, except under CI).
@@ -138,7 +138,7 @@ class ReleaseProject(Project):
             EDGE_DOMAIN=DOMAIN,
             TRUSTED_PROXIES=TRUSTED_PROXIES,
             COMPOSE_FILE=self.compose_file,
-            LIVE_FILES=self.compose_file,  # the Makefile's files for release.sh
+            LIVE_FILES=self.compose_file,  # the files for ./live (its override of BEHIND_PROXY)
             **{"RELEASE_TIMEOUT": str(TIMEOUT), **self.overrides},  # a crashing tag is caught long before this
         )
 
@@ -356,7 +356,7 @@ class TestRelease:
         moved = re.search(r"all traffic on v2, (\d+)s after the command started", output)
         assert moved, output[-3000:]
         last_v1 = max(s.started + s.seconds for s in pages if s.version == "v1")
-        print(f"[release] last v1 answer {last_v1 - started:.1f}s after the command; release.sh: {moved.group(0)}")
+        print(f"[release] last v1 answer {last_v1 - started:.1f}s after the command; live: {moved.group(0)}")
         for service in ("app", "worker", "nginx"):
             images = project.running(service)
             assert images == [f"{project.slug}-{'static' if service == 'nginx' else 'app'}:v2"], (service, images)
