@@ -11,6 +11,7 @@ Commands"). Needs a Docker engine (skipped without one, except under CI where th
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -209,6 +210,18 @@ class TestLiveCommands:
         page = edge_version(project, "a")
         assert page.status_code == 200 and page.http_version == "HTTP/2"
         assert (project.path / ".release").read_text() == "TAG=a\nPREVIOUS_TAG=\n"
+
+    def test_2b_the_app_and_nginx_run_their_images_healthchecks(self, project):
+        """compose.prod.yaml gives app and nginx a healthcheck's timing without its test: Docker fills the test in
+        from the image's HEALTHCHECK (the Dockerfile's), so it is written once."""
+        a_deployed(project)
+        for service, path in (("app", "/healthz"), ("nginx", "/nginx-health")):
+            (container,) = project.everything("ps", "-q", service).stdout.split()
+            config = project.inspect(container)["Config"]
+            image = json.loads(run(["docker", "image", "inspect", config["Image"]]).stdout)[0]["Config"]
+            assert config["Healthcheck"]["Test"] == image["Healthcheck"]["Test"], (service, config["Healthcheck"])
+            assert path in " ".join(config["Healthcheck"]["Test"]) and config["Healthcheck"]["Interval"] == 10 * 10**9
+            assert project.inspect(container)["State"]["Health"]["Status"] == "healthy", service
 
     def test_3_the_plain_http_redirect_keeps_the_port_and_only_for_the_site(self, project):
         a_deployed(project)

@@ -29,42 +29,16 @@ INTERVAL=${BACKUP_INTERVAL:-86400}
 KEEP_DAILY=${BACKUP_KEEP_DAILY:-7}
 KEEP_WEEKLY=${BACKUP_KEEP_WEEKLY:-4}
 STATUS=/tmp/backup.status
+ME=backup
+# log, die, status, stamps, is_stamp, stamp_of, not_after, STAMP_RE
+# shellcheck source=SCRIPTDIR/backup-common.sh
+. "$(dirname "$0")/backup-common.sh"
 IDENTITY=/tmp/identity
 SRC=$DIR # where the backup being verified or restored is: $DIR, or $DIR/fetched (resolve)
 # libpq's variables, from the superuser's settings in db.env: pg_dump, and the databases' creation and swap.
 # The restore itself connects as the app's role (restore_db).
 export PGHOST="${PGHOST:-db}" PGUSER="${PGUSER:-$POSTGRES_USER}" PGPASSWORD="${PGPASSWORD:-$POSTGRES_PASSWORD}"
 export PGDATABASE="${PGDATABASE:-$POSTGRES_DB}"
-
-# The healthcheck runs as another process: the status file (no secret in it) is readable by all.
-status() { (umask 022 && echo "$*" >"$STATUS"); }
-
-log() { printf '%s backup: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
-
-die() {
-  log "$*" >&2
-  exit 1
-}
-
-# A backup's time stamp, and the newest one a backup may carry: a few minutes of clock skew, never the future
-# (a file named db-29991231T000000Z.dump.age must not become "latest").
-STAMP_RE='[0-9]\{8\}T[0-9]\{6\}Z'
-not_after() { date -u -d '+5 minutes' +%Y%m%dT%H%M%SZ; }
-# The same as a shell pattern: one whole word, so nothing else (a newline, a path) passes.
-is_stamp() {
-  case $1 in
-    [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) return 0 ;;
-    *) return 1 ;;
-  esac
-}
-
-# The timestamps of the backups, newest first (an encrypted database dump is what makes a backup); those dated
-# in the future are left out.
-stamps() {
-  limit=$(not_after)
-  find "$DIR" -maxdepth 1 -name 'db-*.dump.age' | sed -n "s|.*/db-\($STAMP_RE\)\.dump\.age\$|\1|p" | sort -r |
-    awk -v limit="$limit" '$0 <= limit'
-}
 
 # Refuses a folder that is not root's: an older version left it to the postgres image's uid, which may be
 # another user's on the host.
@@ -186,9 +160,7 @@ resolve() {
       [ -n "$stamp" ] || die "no backup in $DIR yet: take one with make backup. Nothing was changed"
       return 0
       ;;
-    db-*.dump.age) stamp=${name#db-} stamp=${stamp%.dump.age} ;;
-    db-*.dump) stamp=${name#db-} stamp=${stamp%.dump} ;;
-    *) stamp=$name ;;
+    *) stamp_of "$name" ;;
   esac
   is_stamp "$stamp" ||
     die "NAME=$1 is not a backup's name (db-<time>.dump.age, <time> or latest; make backups lists them):" \

@@ -20,6 +20,10 @@ umask 077
 DIR=${BACKUP_DIR:-/backups}
 # "ok <time of the newest backup copied>" or "failed <the same> <why>". backup.sh's healthcheck reads it.
 STATUS=$DIR/.offsite-status
+ME=offsite
+# log, die, status, stamps, is_stamp, stamp_of, not_after, STAMP_RE
+# shellcheck source=SCRIPTDIR/backup-common.sh
+. "$(dirname "$0")/backup-common.sh"
 SETTINGS=.envs/offsite.env
 # The AWS CLI's own variables; an empty line in the env file means unset.
 for name in S3_BUCKET S3_PREFIX AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_DEFAULT_REGION \
@@ -30,12 +34,6 @@ done
 export AWS_RETRY_MODE="${AWS_RETRY_MODE:-standard}" AWS_MAX_ATTEMPTS="${AWS_MAX_ATTEMPTS:-3}"
 TARGET="s3://${S3_BUCKET:-}/${S3_PREFIX:+${S3_PREFIX%/}/}"
 
-log() { printf '%s offsite: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
-die() {
-  log "$*" >&2
-  exit 1
-}
-status() { (umask 022 && echo "$*" >"$STATUS"); }
 # Nothing before the first copy (no status file yet).
 copied() { sed -n 's/^\(ok\|failed\) \([0-9TZ]*\).*/\2/p' "$STATUS" 2>/dev/null || true; }
 
@@ -76,16 +74,6 @@ aws_() {
   if aws --cli-connect-timeout 10 "$@" 2>/tmp/aws.err; then return 0; fi
   cat /tmp/aws.err >&2
   return 1
-}
-
-# A backup's time stamp; "latest" is never dated in the future (a planted db-29991231T000000Z.dump.age).
-STAMP_RE='[0-9]\{8\}T[0-9]\{6\}Z'
-not_after() { date -u -d '+5 minutes' +%Y%m%dT%H%M%SZ; }
-
-# The backups here, newest first (backup.sh's list).
-stamps() {
-  find "$DIR" -maxdepth 1 -name 'db-*.dump.age' | sed -n "s|.*/db-\($STAMP_RE\)\.dump\.age\$|\1|p" | sort -r |
-    awk -v limit="$(not_after)" '$0 <= limit'
 }
 
 # A backup's three files: its seal first and its database dump last, so that a db-<time>.dump.age, wherever
@@ -155,17 +143,12 @@ fetch() {
   name=${1:-latest} from=${2:-}
   case $name in
     latest) stamp=$(stamps | head -n 1) ;;
-    db-*.dump.age) stamp=${name#db-} stamp=${stamp%.dump.age} ;;
-    db-*.dump) stamp=${name#db-} stamp=${stamp%.dump} ;;
-    *) stamp=$name ;;
+    *) stamp_of "$name" ;;
   esac
   # Nothing but a backup's name goes further (into a path or a URL): one whole word of the stamp's shape.
-  case $name:$stamp in
-    latest:*) ;;
-    *:[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z) ;;
-    *) die "NAME=$name is not a backup's name (db-<time>.dump.age, <time> or latest; make backups lists them)." \
-      "Nothing was changed" ;;
-  esac
+  [ "$name" = latest ] || is_stamp "$stamp" ||
+    die "NAME=$name is not a backup's name (db-<time>.dump.age, <time> or latest; make backups lists them)." \
+      "Nothing was changed"
   # FROM checked first: a mistyped FROM=offsite must not restore the copy here instead.
   case $from in '' | offsite) ;; *) die "FROM=$from: the only other place is FROM=offsite. Nothing was changed" ;; esac
   if [ "$from" != offsite ] && [ -n "$stamp" ] && [ -f "$DIR/db-$stamp.dump.age" ]; then
