@@ -1,3 +1,4 @@
+from allauth.account.decorators import secure_admin_login
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
@@ -5,6 +6,9 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from users.limits import PasswordResetView
+
+# Accounts: the admin signs in through allauth's login (MFA, the rate limits), never a login of its own.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     # Password reset by email, with the admin's look; its login page links here ("Forgotten your password?").
@@ -18,6 +22,7 @@ urlpatterns = [
     ),
     path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),  # Accounts (django-allauth)
     path("", include("{{ cookiecutter.project_slug }}.urls")),
 ]
 

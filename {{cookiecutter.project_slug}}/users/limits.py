@@ -25,7 +25,9 @@ def client_ip(request) -> str:
 
 def login_name(request, credentials) -> str:
     """The account a login tries, as axes counts it: one count however the name is spelled."""
-    name = (credentials or {}).get("username") or request.POST.get("username", "")
+    credentials = credentials or {}
+    # allauth's login (every login, the admin's too) passes the address as `email` and posts the field `login`.
+    name = credentials.get("username") or credentials.get("email") or request.POST.get("login", "")
 {%- if cookiecutter.username_type == "email" %}
     return email_key(name)  # Sam@, sam@ and ſam@ are one account
 {%- else %}
