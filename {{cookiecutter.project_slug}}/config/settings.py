@@ -297,7 +297,14 @@ for _name, _value in [
 
 # Accounts (django-allauth): sign-up, login and logout, password change and reset, email verification and change,
 # MFA (TOTP with recovery codes, passkeys), the user's sessions, and social login when configured (README "Accounts").
-INSTALLED_APPS += ["allauth", "allauth.account", "allauth.mfa", "allauth.socialaccount", "allauth.usersessions"]
+INSTALLED_APPS += [
+    "django.contrib.humanize",  # the passkey and session lists' dates
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.usersessions",
+]
 MIDDLEWARE += [
     "allauth.account.middleware.AccountMiddleware",
     "allauth.usersessions.middleware.UserSessionsMiddleware",

@@ -252,14 +252,25 @@ def test_createsuperuser_makes_a_verified_address(monkeypatch):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "path", ["/accounts/login/", "/accounts/signup/", "/accounts/2fa/totp/activate/", "/accounts/2fa/webauthn/add/"]
+    "path",
+    [
+        "/accounts/login/",
+        "/accounts/signup/",
+        "/accounts/email/",
+        "/accounts/password/change/",
+        "/accounts/sessions/",
+        "/accounts/2fa/",
+        "/accounts/2fa/totp/activate/",
+        "/accounts/2fa/webauthn/",
+        "/accounts/2fa/webauthn/add/",
+    ],
 )
-def test_account_pages_run_no_inline_script(client, path):
+def test_account_pages_render_and_run_no_inline_script(client, path):
     make_user()
     log_in(client)
     reauthenticate(client)
     page = client.get(path)
-    if path.startswith("/accounts/2fa/") or path == "/accounts/email/":
+    if path not in ("/accounts/login/", "/accounts/signup/"):  # those two send a signed-in user home
         assert page.status_code == 200, page.headers
     scripts = re.findall(r"<script([^>]*)>", page.text)
     # Each script is a file (under script-src 'self') or data (type=application/json, never run); no style="".
