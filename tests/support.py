@@ -711,10 +711,12 @@ def sign_in(port: int, login: str, password: str, next_path: str = "/admin/") ->
     if sent.status_code == 302 and sent.headers["Location"].startswith("/accounts/2fa/?"):
         reauthenticated = browser.post_form("/accounts/reauthenticate/", {"password": password})
         assert reauthenticated.status_code == 302, reauthenticated.text[:500]
+        # The secret is new on each GET of the page: the code is computed from the one the form is posted with.
         page = browser.get("/accounts/2fa/totp/activate/").text
         factors["secret"] = re.search(r'id="authenticator_secret"[^>]*value="([A-Z2-7]+)"', page)[1]
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
         code = pyotp.TOTP(factors["secret"]).now()
-        activated = browser.post_form("/accounts/2fa/totp/activate/", {"code": code})
+        activated = browser.post("/accounts/2fa/totp/activate/", {"csrfmiddlewaretoken": token, "code": code})
         assert activated.status_code == 302, activated.text[:1000]
         page = browser.get("/accounts/2fa/recovery-codes/").text
         factors["codes"] = re.search(r'id="recovery_codes"[^>]*>([^<]*)<', page)[1].split()

@@ -319,6 +319,7 @@ LOGIN_REDIRECT_URL = ACCOUNT_LOGOUT_REDIRECT_URL = "/"
 ACCOUNT_ADAPTER = "users.accounts.AccountAdapter"
 {%- if cookiecutter.username_type == "email" %}
 ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_FORMS = {"login": "users.accounts.LoginForm"}  # every spelling of an address is one account
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 {%- else %}

@@ -177,7 +177,18 @@ def test_signing_up_with_a_taken_address_tells_nothing_and_mails_the_owner(clien
     assert User.objects.count() == 1 and len(mailoutbox) == 1 and mailoutbox[0].to == [ADDRESS]
     reset = client.post("/accounts/password/reset/", {"email": "nobody@example.com"})
     assert reset.status_code == 302 and reset.headers["Location"] == "/accounts/password/reset/done/"
+{% if cookiecutter.username_type == "email" %}
 
+@pytest.mark.django_db
+def test_every_spelling_of_an_address_signs_in_to_its_verified_account_and_no_mail_goes_out(settings, mailoutbox):
+    settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+    user = User.objects.create_user(email="Sam@example.com", password=PASSWORD)
+    EmailAddress.objects.create(user=user, email="sam@example.com", verified=True, primary=True)  # as allauth keeps it
+    for spelling in ("Sam@example.com", "SAM@example.com", "\u017fam@example.com"):  # the long s
+        signed_in = log_in(Client(), spelling)
+        assert signed_in.status_code == 302 and signed_in.headers["Location"] == "/", spelling
+    assert mailoutbox == []  # none held for verification, no mail to a spelling typed
+{% endif %}
 
 @pytest.mark.django_db
 def test_login_cycles_the_session(client):

@@ -7,6 +7,9 @@ from typing import Any
 from urllib.parse import quote
 
 from allauth.account.adapter import DefaultAccountAdapter
+{%- if cookiecutter.username_type == "email" %}
+from allauth.account.forms import LoginForm as AllauthLoginForm
+{%- endif %}
 from allauth.account.models import EmailAddress
 from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
@@ -17,6 +20,9 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from .limits import client_ip
+{%- if cookiecutter.username_type == "email" %}
+from .models import email_key
+{%- endif %}
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -41,7 +47,17 @@ class AccountAdapter(DefaultAccountAdapter):
     def get_reset_password_from_key_url(self, key: str) -> str:
         path = reverse("account_reset_password_from_key", kwargs={"uidb36": "UID", "key": "KEY"})
         return self.site_link(path.replace("UID-KEY", quote(key)), self.request)
+{% if cookiecutter.username_type == "email" %}
 
+class LoginForm(AllauthLoginForm):
+    """allauth's login form, with the address as its key (users.models.email_key): every spelling of an address
+    (Sam@, SAM@, the long s of ſam@) is the one account, whose address allauth then finds verified. Without it a
+    look-alike spelling signed in by password, then was held for verification, and the verification mail went to
+    the spelling typed: a 500 where the SMTP server refused that address."""
+
+    def clean_login(self) -> str:
+        return email_key(super().clean_login())
+{% endif %}
 
 class StaffMFAMiddleware:
     """With STAFF_MFA_REQUIRED, a staff member without a second factor (an authenticator app or a passkey) is

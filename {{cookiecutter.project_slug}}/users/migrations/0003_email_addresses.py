@@ -15,7 +15,8 @@ def add_addresses(apps: Any, schema_editor: Any) -> None:
         address = user.email.lower()
         if address in taken or EmailAddress.objects.filter(user=user).exists():
             continue  # two users with one address (possible by username): the first keeps it
-        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+        # Lower-case, as allauth stores and looks up every address.
+        EmailAddress.objects.create(user=user, email=address, verified=True, primary=True)
         taken.add(address)
 
 
