@@ -364,14 +364,14 @@ STAFF_MFA_REQUIRED = env_bool("STAFF_MFA_REQUIRED", not DEBUG)
 # Social login, off unless named: SOCIAL_LOGIN_PROVIDERS=github,google, each with SOCIAL_<NAME>_CLIENT_ID and
 # SOCIAL_<NAME>_SECRET (an OAuth app you register with the provider; README "Social login").
 SOCIAL_LOGIN_PROVIDERS = [name.lower() for name in env_list("SOCIAL_LOGIN_PROVIDERS")]
-SOCIALACCOUNT_PROVIDERS: dict = {}
+SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, list[dict[str, str]]]] = {}
 for _provider in SOCIAL_LOGIN_PROVIDERS:
     if not _provider.isidentifier() or _find_spec(f"allauth.socialaccount.providers.{_provider}") is None:
         raise ImproperlyConfigured(
             f"SOCIAL_LOGIN_PROVIDERS names {_provider!r}, which django-allauth does not provide: use the names of "
             "its providers (github, google, gitlab, microsoft...)."
         )
-    _app = {}
+    _app: dict[str, str] = {}
     for _field, _key in (("client_id", "CLIENT_ID"), ("secret", "SECRET")):
         _variable = f"SOCIAL_{_provider.upper()}_{_key}"
         _app[_field] = os.environ.get(_variable, "").strip()
