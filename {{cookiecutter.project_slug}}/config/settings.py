@@ -348,13 +348,11 @@ if not SITE_URL and not DEBUG:
     SITE_URL = "https://" + ALLOWED_HOSTS[0].lstrip(".")
 # One limiter per attempt: wrong passwords are counted by axes (above, through authenticate()), so allauth's
 # own password count is off (users.accounts.AccountAdapter); wrong MFA codes are counted by allauth with the same
-# numbers (LOGIN_FAILURE_LIMIT per account per LOGIN_COOLOFF_SECONDS); the reset form with the reset numbers.
+# numbers (LOGIN_FAILURE_LIMIT per account per LOGIN_COOLOFF_SECONDS); reset requests by the project's reset limit,
+# one count for the admin's reset page and allauth's (users.accounts.PasswordResetView), so allauth's is off.
 ACCOUNT_RATE_LIMITS = {
     "login_failed": f"{AXES_FAILURE_LIMIT}/{AXES_COOLOFF_TIME.total_seconds():.0f}s/key",
-    "reset_password": (
-        f"{PASSWORD_RESET_LIMIT_PER_CLIENT}/{PASSWORD_RESET_WINDOW}s/ip,"
-        f"{PASSWORD_RESET_LIMIT_PER_ADDRESS}/{PASSWORD_RESET_WINDOW}s/key"
-    ),
+    "reset_password": None,
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 MFA_PASSKEY_LOGIN_ENABLED = True  # "Sign in with a passkey" on the login page, no password

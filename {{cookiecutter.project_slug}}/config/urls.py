@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from users.accounts import PasswordResetView as AccountsPasswordResetView
 from users.limits import PasswordResetView
 
 # Accounts: the admin signs in through allauth's login (MFA, the rate limits), never a login of its own.
@@ -22,7 +23,9 @@ urlpatterns = [
     ),
     path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("admin/", admin.site.urls),
-    path("accounts/", include("allauth.urls")),  # Accounts (django-allauth)
+    # Accounts (django-allauth); its reset page with the project's reset limit (one count for both reset pages).
+    path("accounts/password/reset/", AccountsPasswordResetView.as_view(), name="account_reset_password"),
+    path("accounts/", include("allauth.urls")),
     path("", include("{{ cookiecutter.project_slug }}.urls")),
 ]
 

@@ -191,6 +191,21 @@ def test_every_spelling_of_an_address_signs_in_to_its_verified_account_and_no_ma
 {% endif %}
 
 @pytest.mark.django_db
+def test_both_reset_pages_share_one_limit_per_address(client, settings, mailoutbox):
+    settings.PASSWORD_RESET_LIMIT_PER_ADDRESS = 2
+    make_user()
+    sent = [
+        client.post("/accounts/password/reset/", {"email": ADDRESS}, headers={"X-Real-IP": f"192.0.2.{n}"})
+        for n in range(2)
+    ]
+    assert [answer.status_code for answer in sent] == [302, 302] and len(mailoutbox) == 2
+    for page in ("/accounts/password/reset/", "/admin/password-reset/"):
+        refused = client.post(page, {"email": ADDRESS.upper()}, headers={"X-Real-IP": "192.0.2.9"})
+        assert refused.status_code == 429 and "too many password reset requests" in refused.text, page
+    assert len(mailoutbox) == 2
+
+
+@pytest.mark.django_db
 def test_login_cycles_the_session(client):
     make_user()
     client.get("/accounts/login/")

@@ -11,6 +11,7 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.forms import LoginForm as AllauthLoginForm
 {%- endif %}
 from allauth.account.models import EmailAddress
+from allauth.account.views import PasswordResetView as AllauthPasswordResetView
 from allauth.mfa.utils import is_mfa_enabled
 from django.conf import settings
 from django.contrib import messages
@@ -19,7 +20,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from .limits import client_ip
+from .limits import client_ip, reset_allowed, too_many
 {%- if cookiecutter.username_type == "email" %}
 from .models import email_key
 {%- endif %}
@@ -58,6 +59,16 @@ class LoginForm(AllauthLoginForm):
     def clean_login(self) -> str:
         return email_key(super().clean_login())
 {% endif %}
+
+class PasswordResetView(AllauthPasswordResetView):
+    """allauth's reset page (config/urls.py), limited by the project's reset limit (users/limits.py): one count per
+    client and per address for it and the admin's reset page, the same 429 page past either."""
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        if not reset_allowed(self.request, form.cleaned_data["email"]):
+            return too_many(self.request, "password reset requests", settings.PASSWORD_RESET_WINDOW)
+        return super().form_valid(form)
+
 
 class StaffMFAMiddleware:
     """With STAFF_MFA_REQUIRED, a staff member without a second factor (an authenticator app or a passkey) is
