@@ -50,6 +50,7 @@ STACKS = {
     "tests/test_edge.py::TestEdge": "edge",  # 1.5 + 2.3: the edge's tests, then containment's on the same stack
     "tests/test_containment.py": "edge",
     "tests/test_login_limits.py": "limits",  # 1.4
+    "tests/test_accounts.py::TestAccounts": "accounts",  # new: one live stack and an SMTP catcher
     "tests/test_backups.py::TestScheduledBackups": "backup-schedule",  # 0.7
     "tests/test_dev_redis.py": "dev-redis",  # 0.5
 }
@@ -193,7 +194,7 @@ def admin(request, project, live) -> str:
 def css_path(project, live) -> str:
     """The admin stylesheet, by the hashed name its login page links (for a visitor: a signed-in admin is sent
     on to the admin)."""
-    login = Browser(project.live_port).get("/admin/login/").text
+    login = Browser(project.live_port).get("/admin/password-reset/").text  # the admin's login is allauth's
     css = re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', login)
     assert css, "the admin should link its CSS by a hashed name"
     return css.group(1)

@@ -679,9 +679,47 @@ ADMIN_PASSWORD = "e2e-Password-1"
 
 def signed_in(project, admin: str) -> Browser:
     """A browser signed in to the admin as `admin`."""
-    browser = Browser(project.live_port)
-    login = browser.post_form("/admin/login/?next=/admin/", {"username": admin, "password": ADMIN_PASSWORD})
-    assert login.status_code == 302, f"login failed ({login.status_code}): {project.logs(LIVE, 'app')[-3000:]}"
+    browser = sign_in(project.live_port, admin, ADMIN_PASSWORD)
+    assert browser, f"login failed: {project.logs(LIVE, 'app')[-3000:]}"
+    return browser
+
+
+# Accounts (issue 23): every login is allauth's (/accounts/login/, the admin's too), and staff need a second factor on
+# the live site. The second factors this run gave each account (by live port and login): a TOTP secret and the
+# recovery codes not used yet.
+SECOND_FACTORS: dict[tuple[int, str], dict] = {}
+
+
+def sign_in(port: int, login: str, password: str, next_path: str = "/admin/") -> Browser | None:
+    """A browser signed in as a user would: allauth's login form, then the second factor (a recovery code) when the
+    account has one, or, for staff without one, an authenticator app set up as the site asks (pyotp computes its
+    codes). None when the password is refused."""
+    import pyotp
+
+    browser = Browser(port)
+    answer = browser.post_form(f"/accounts/login/?next={next_path}", {"login": login, "password": password})
+    if answer.status_code != 302:
+        return None
+    factors = SECOND_FACTORS.setdefault((port, login), {"codes": []})
+    while answer.headers["Location"].startswith("/accounts/2fa/authenticate/"):
+        code = factors["codes"].pop(0) if factors["codes"] else pyotp.TOTP(factors["secret"]).now()
+        answer = browser.post_form("/accounts/2fa/authenticate/", {"code": code})
+    assert answer.status_code == 302 and not answer.headers["Location"].startswith("/accounts/confirm-email/"), (
+        f"{login} has no verified address: {answer.headers.get('Location')}"
+    )
+    sent = browser.get(next_path)
+    if sent.status_code == 302 and sent.headers["Location"].startswith("/accounts/2fa/?"):
+        reauthenticated = browser.post_form("/accounts/reauthenticate/", {"password": password})
+        assert reauthenticated.status_code == 302, reauthenticated.text[:500]
+        # The secret is new on each GET of the page: the code is computed from the one the form is posted with.
+        page = browser.get("/accounts/2fa/totp/activate/").text
+        factors["secret"] = re.search(r'id="authenticator_secret"[^>]*value="([A-Z2-7]+)"', page)[1]
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+        code = pyotp.TOTP(factors["secret"]).now()
+        activated = browser.post("/accounts/2fa/totp/activate/", {"csrfmiddlewaretoken": token, "code": code})
+        assert activated.status_code == 302, activated.text[:1000]
+        page = browser.get("/accounts/2fa/recovery-codes/").text
+        factors["codes"] = re.search(r'id="recovery_codes"[^>]*>([^<]*)<', page)[1].split()
     return browser
 
 

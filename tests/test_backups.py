@@ -21,6 +21,7 @@ from support import (
     poll,
     require_engine,
     run,
+    sign_in,
     stack_name,
     upload,
 )
@@ -170,11 +171,7 @@ PASSWORD = "e2e-Password-1"
 
 def login(project: BackupProject) -> Browser | None:
     """A new visitor logs into the admin: the browser, or None when the login is refused."""
-    browser = Browser(project.live_port)
-    response = browser.post_form(
-        "/admin/login/?next=/admin/", {"username": "admin", "password": PASSWORD, "next": "/admin/"}
-    )
-    return browser if response.status_code == 302 else None
+    return sign_in(project.live_port, "admin", PASSWORD)
 
 
 def documents(browser: Browser) -> dict[str, str]:

@@ -8,7 +8,7 @@ import re
 import time
 
 from stack_checks.faults import FaultChecks
-from support import LIVE, TIMEOUT, Browser, poll, run
+from support import LIVE, TIMEOUT, poll, run, sign_in
 
 # A Sentry stand-in for the e2e tests, on the python stand-in: it accepts every envelope the SDK posts and prints
 # it to its log as one JSON line (the request's path and its decompressed body).
@@ -204,9 +204,8 @@ class BeatAndSentryChecks(FaultChecks):
         try:
             up_at_tag()  # the failing view, no DSN
             project.live("exec", "-T", "app", "python", "manage.py", "shell", "-c", create)
-            visitor = Browser(project.live_port)
-            login = visitor.post_form("/admin/login/", {"username": email, "password": password, "next": "/"})
-            assert login.status_code == 302, login.text[:500]
+            visitor = sign_in(project.live_port, email, password, "/")
+            assert visitor, "the superuser's login was refused"
             assert visitor.get("/e2e/error/").status_code == 500
             poll(
                 lambda: "e2e: an error raised in a view" in project.logs("compose.prod.yaml", "app"),

@@ -20,6 +20,7 @@ from support import (
     env_file,
     poll,
     run,
+    sign_in,
     upload,
 )
 
@@ -56,7 +57,8 @@ class ServingChecks(ImageChecks):
         assert plain.status_code == 301 and plain.headers["Location"] == f"https://{DOMAIN}/"
 
     def test_3b_admin_css_comes_from_nginx_cached_and_gzipped(self, project, live):
-        login = live.get("/admin/login/")
+        # The admin's password-reset page: the one admin page a visitor sees (its login is the site's, allauth's).
+        login = live.get("/admin/password-reset/")
         assert login.status_code == 200
         css = re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', login.text)
         assert css, "the admin should link its CSS by a hashed name"
@@ -66,20 +68,16 @@ class ServingChecks(ImageChecks):
         assert "max-age=31536000" in response.headers["Cache-Control"]
         assert "body" in response.text
         # Pages are not compressed: they carry the CSRF token next to text a visitor chooses (BREACH).
-        page = live.get("/admin/login/", headers={"Accept-Encoding": "gzip"})
+        page = live.get("/accounts/login/", headers={"Accept-Encoding": "gzip"})
         assert page.status_code == 200 and "Content-Encoding" not in page.headers
         # Served from the nginx image: the app never saw the request.
         assert css.group(1) not in project.logs("compose.prod.yaml", "app")
 
     def test_3c_admin_login_with_csrf_and_media_upload_served_by_nginx(self, project, live, admin):
-        browser = Browser(project.live_port)  # its own: `live` stays an anonymous visitor's
-        login = browser.post_form(
-            "/admin/login/?next=/admin/", {"username": admin, "password": ADMIN_PASSWORD, "next": "/admin/"}
-        )
-        assert login.status_code == 302, (
-            f"login failed ({login.status_code}): {project.logs('compose.prod.yaml', 'app')}"
-        )
-        assert login.headers["Location"] == "/admin/"
+        # Its own browser (`live` stays an anonymous visitor's), through allauth's login and, for staff on the live
+        # site, a second factor (support.sign_in sets one up).
+        browser = sign_in(project.live_port, admin, ADMIN_PASSWORD)
+        assert browser, f"login failed: {project.logs('compose.prod.yaml', 'app')}"
         assert "Site administration" in browser.get("/admin/").text
 
         content = b"uploaded through the admin, served by nginx\n"
@@ -108,13 +106,12 @@ class ServingChecks(ImageChecks):
         assert {"worker", self.store} <= set(services)
         # A visitor who is not staff cannot queue a task: sent to the login.
         visitor = Browser(project.live_port)
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', visitor.get("/admin/login/").text).group(1)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', visitor.get("/accounts/login/").text).group(1)
         refused = visitor.post("/tasks/", {"csrfmiddlewaretoken": token}, referer="/")
         assert refused.status_code == 302 and refused.headers["Location"].startswith("/admin/login/")
         # Staff (the admin fixture's) can: the home page's form posts to /tasks/.
-        staff = Browser(project.live_port)
-        login = staff.post_form("/admin/login/", {"username": admin, "password": ADMIN_PASSWORD, "next": "/"})
-        assert login.status_code == 302, login.text[:500]
+        staff = sign_in(project.live_port, admin, ADMIN_PASSWORD, "/")
+        assert staff, "the admin's login was refused"
         page = staff.get("/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
         queued = staff.post("/tasks/", {"csrfmiddlewaretoken": token}, referer="/")
@@ -212,10 +209,7 @@ class ServingChecks(ImageChecks):
             new = "e2e-Reset-Password-2"
             done = visitor.post_form(form.headers["Location"], {"new_password1": new, "new_password2": new})
             assert done.status_code == 302 and done.headers["Location"] == "/accounts/reset/done/", done.text[:500]
-            login = Browser(project.live_port).post_form(
-                "/admin/login/", {"username": email, "password": new, "next": "/admin/"}
-            )
-            assert login.status_code == 302 and login.headers["Location"] == "/admin/"
+            assert sign_in(project.live_port, email, new), "the new password should sign in"
         finally:
             env_file.write_text(original)
             project.up_live()

@@ -7,6 +7,7 @@ values production needs are set, so a forgotten variable fails loudly instead of
 
 import os
 from datetime import timedelta
+from importlib.util import find_spec as _find_spec
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -293,6 +294,89 @@ for _name, _value in [
 ]:
     if _value < 1:
         raise ImproperlyConfigured(f"{_name}={_value:g} must be at least 1.")
+
+# Accounts (django-allauth): sign-up, login and logout, password change and reset, email verification and change,
+# MFA (TOTP with recovery codes, passkeys), the user's sessions, and social login when configured (README "Accounts").
+INSTALLED_APPS += [
+    "django.contrib.humanize",  # the passkey and session lists' dates
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.usersessions",
+]
+MIDDLEWARE += [
+    "allauth.account.middleware.AccountMiddleware",
+    "allauth.usersessions.middleware.UserSessionsMiddleware",
+    # Staff without a second factor are sent to set one up before any other page (the admin too).
+    "users.accounts.StaffMFAMiddleware",
+]
+# After ModelBackend, which finds look-alike addresses by their key; allauth's logs in users it verified itself
+# (a passkey, a confirmed address). Both run inside authenticate(), so axes counts each failure once.
+AUTHENTICATION_BACKENDS += ["allauth.account.auth_backends.AuthenticationBackend"]
+LOGIN_URL = "account_login"  # the admin's login too (config/urls.py): one way in, with MFA and the limits
+LOGIN_REDIRECT_URL = ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+ACCOUNT_ADAPTER = "users.accounts.AccountAdapter"
+{%- if cookiecutter.username_type == "email" %}
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_FORMS = {"login": "users.accounts.LoginForm"}  # every spelling of an address is one account
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+{%- else %}
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
+{%- endif %}
+ACCOUNT_UNIQUE_EMAIL = True
+# Sign-up and reset pages say the same whether or not an account exists (a mail tells the owner instead).
+ACCOUNT_PREVENT_ENUMERATION = True
+# Mandatory on the live site: no login before the address is confirmed. Optional in development.
+ACCOUNT_EMAIL_VERIFICATION = os.environ.get("ACCOUNT_EMAIL_VERIFICATION", "").strip() or (
+    "optional" if DEBUG else "mandatory"
+)
+if ACCOUNT_EMAIL_VERIFICATION not in ("mandatory", "optional", "none"):
+    raise ImproperlyConfigured(
+        f"ACCOUNT_EMAIL_VERIFICATION={ACCOUNT_EMAIL_VERIFICATION!r}: use mandatory, optional or none."
+    )
+ACCOUNT_EMAIL_SUBJECT_PREFIX = ""
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
+# Where the links in mails (verification, password reset) point: the site's own address, never the Host header
+# of the request that asked for the mail. By default https:// and the first of ALLOWED_HOSTS.
+SITE_URL = os.environ.get("SITE_URL", "").strip().rstrip("/")
+if not SITE_URL and not DEBUG:
+    if ALLOWED_HOSTS[0].lstrip(".") in ("", "*"):
+        raise ImproperlyConfigured("SITE_URL is not set: set it to the site's address, e.g. https://example.com.")
+    SITE_URL = "https://" + ALLOWED_HOSTS[0].lstrip(".")
+# One limiter per attempt: wrong passwords are counted by axes (above, through authenticate()), so allauth's
+# own password count is off (users.accounts.AccountAdapter); wrong MFA codes are counted by allauth with the same
+# numbers (LOGIN_FAILURE_LIMIT per account per LOGIN_COOLOFF_SECONDS); reset requests by the project's reset limit,
+# one count for the admin's reset page and allauth's (users.accounts.PasswordResetView), so allauth's is off.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": f"{AXES_FAILURE_LIMIT}/{AXES_COOLOFF_TIME.total_seconds():.0f}s/key",
+    "reset_password": None,
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True  # "Sign in with a passkey" on the login page, no password
+MFA_TOTP_ISSUER = {{ cookiecutter.project_name | tojson }}
+# Staff must add a second factor before they can open the admin (or any page but their account's).
+STAFF_MFA_REQUIRED = env_bool("STAFF_MFA_REQUIRED", not DEBUG)
+# Social login, off unless named: SOCIAL_LOGIN_PROVIDERS=github,google, each with SOCIAL_<NAME>_CLIENT_ID and
+# SOCIAL_<NAME>_SECRET (an OAuth app you register with the provider; README "Social login").
+SOCIAL_LOGIN_PROVIDERS = [name.lower() for name in env_list("SOCIAL_LOGIN_PROVIDERS")]
+SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, list[dict[str, str]]]] = {}
+for _provider in SOCIAL_LOGIN_PROVIDERS:
+    if not _provider.isidentifier() or _find_spec(f"allauth.socialaccount.providers.{_provider}") is None:
+        raise ImproperlyConfigured(
+            f"SOCIAL_LOGIN_PROVIDERS names {_provider!r}, which django-allauth does not provide: use the names of "
+            "its providers (github, google, gitlab, microsoft...)."
+        )
+    _app: dict[str, str] = {}
+    for _field, _key in (("client_id", "CLIENT_ID"), ("secret", "SECRET")):
+        _variable = f"SOCIAL_{_provider.upper()}_{_key}"
+        _app[_field] = os.environ.get(_variable, "").strip()
+        if not _app[_field]:
+            raise ImproperlyConfigured(f"{_variable} is not set: {_provider} is in SOCIAL_LOGIN_PROVIDERS.")
+    INSTALLED_APPS.append(f"allauth.socialaccount.providers.{_provider}")
+    SOCIALACCOUNT_PROVIDERS[_provider] = {"APPS": [_app]}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,10 +1,15 @@
+from allauth.account.decorators import secure_admin_login
 from django.conf import settings
 from django.conf.urls.static import static
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from users.accounts import PasswordResetView as AccountsPasswordResetView
 from users.limits import PasswordResetView
+
+# Accounts: the admin signs in through allauth's login (MFA, the rate limits), never a login of its own.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     # Password reset by email, with the admin's look; its login page links here ("Forgotten your password?").
@@ -18,6 +23,9 @@ urlpatterns = [
     ),
     path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("admin/", admin.site.urls),
+    # Accounts (django-allauth); its reset page with the project's reset limit (one count for both reset pages).
+    path("accounts/password/reset/", AccountsPasswordResetView.as_view(), name="account_reset_password"),
+    path("accounts/", include("allauth.urls")),
     path("", include("{{ cookiecutter.project_slug }}.urls")),
 ]
 

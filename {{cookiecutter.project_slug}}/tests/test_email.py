@@ -113,7 +113,6 @@ def test_a_forgotten_password_is_reset_through_the_mailed_link(client, mailoutbo
     User = get_user_model()
     login = {User.USERNAME_FIELD: "ada@example.com" if User.USERNAME_FIELD == "email" else "ada"}
     User.objects.create_user(**login, **({"email": "ada@example.com"} if "email" not in login else {}), password="old")
-    assert 'href="/admin/password-reset/"' in client.get("/admin/login/").text  # "Forgotten your password?"
     sent = client.post("/admin/password-reset/", {"email": "ada@example.com"})
     assert sent.status_code == 302 and sent.headers["Location"] == "/accounts/password-reset/sent/"
     assert len(mailoutbox) == 1 and mailoutbox[0].to == ["ada@example.com"]

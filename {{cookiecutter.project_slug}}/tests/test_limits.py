@@ -34,8 +34,9 @@ def limits(settings):
 
 def sign_in(client, name, password, ip=ATTACKER):
     # nginx puts the visitor's address in X-Real-IP (CLIENT_IP_HEADER); the connection is nginx's, for everyone.
-    form = {"username": name, "password": password, "next": "/admin/"}
-    return client.post("/admin/login/", form, headers={"X-Real-IP": ip})
+    # The site's login (allauth's), which the admin's sends to: axes counts its failures inside authenticate().
+    form = {"login": name, "password": password, "next": "/admin/"}
+    return client.post("/accounts/login/", form, headers={"X-Real-IP": ip})
 
 
 def create(name):
@@ -68,7 +69,7 @@ def test_failed_logins_lock_the_account_with_a_429_until_the_cool_off_lifts(clie
 @pytest.mark.django_db
 def test_a_client_that_fails_on_many_accounts_is_locked_out_of_all(client, limits):
     create(NAME)
-    for name in ("x1", "x2", "x3"):
+    for name in ("x1@example.com", "x2@example.com", "x3@example.com"):  # the form takes only addresses by email
         sign_in(client, name, "wrong")
     assert sign_in(client, NAME, PASSWORD).status_code == 429
     assert sign_in(client, NAME, PASSWORD, ip=ELSEWHERE).status_code == 302  # the account itself is not locked

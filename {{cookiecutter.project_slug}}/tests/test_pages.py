@@ -32,10 +32,12 @@ def test_admin_lists_documents(admin_client):
     assert "In the admin" in response.text
 
 
+@pytest.mark.django_db
 def test_admin_login_page(client):
+    # The admin has no login of its own (tests/test_accounts.py): its login page sends to the site's.
     response = client.get("/admin/login/")
-    assert response.status_code == 200
-    assert "csrfmiddlewaretoken" in response.text
+    assert response.status_code == 302 and response.headers["Location"].startswith("/accounts/login/?next=")
+    assert "csrfmiddlewaretoken" in client.get(response.headers["Location"]).text
 
 
 @pytest.mark.parametrize("name", ["page.html", "drawing.svg", "page.HTM", "script.js"])
@@ -57,7 +59,7 @@ def test_the_admin_refuses_an_html_upload(admin_client):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/", "/admin/login/"])
+@pytest.mark.parametrize("path", ["/", "/accounts/login/"])
 def test_pages_carry_a_strict_content_security_policy(client, path):
     response = client.get(path)
     assert response.status_code == 200

@@ -19,13 +19,15 @@ def test_the_project_uses_its_own_user_model():
 
 
 @pytest.mark.django_db
-def test_a_user_signs_in_through_the_admin_login_form(client):
+def test_a_user_signs_in_through_the_login_form(client):
+    # The site's login (allauth's), the admin's too: /admin/login/ sends there (tests/test_accounts.py).
     User.objects.create_user(**LOGIN, password=PASSWORD, is_staff=True)
     response = client.post(
-        "/admin/login/", {"username": LOGIN[User.USERNAME_FIELD], "password": PASSWORD, "next": "/admin/"}
+        "/accounts/login/", {"login": LOGIN[User.USERNAME_FIELD], "password": PASSWORD, "next": "/admin/"}
     )
     assert response.status_code == 302 and response.headers["Location"] == "/admin/"
-    wrong = client.post("/admin/login/", {"username": LOGIN[User.USERNAME_FIELD], "password": "wrong"})
+    client.logout()
+    wrong = client.post("/accounts/login/", {"login": LOGIN[User.USERNAME_FIELD], "password": "wrong"})
     assert wrong.status_code == 200  # the form again
 
 
@@ -95,7 +97,7 @@ def test_a_look_alike_address_is_one_account(admin_client, client, monkeypatch, 
         grace.full_clean()
     assert changed.value.message_dict["email"] == ["A user with this email address already exists."]
     for login in (first, second, second.upper()):
-        signed_in = client.post("/admin/login/", {"username": login, "password": PASSWORD, "next": "/admin/"})
+        signed_in = client.post("/accounts/login/", {"login": login, "password": PASSWORD, "next": "/admin/"})
         assert signed_in.status_code == 302 and signed_in.headers["Location"] == "/admin/", login
         client.logout()
 {%- endif %}

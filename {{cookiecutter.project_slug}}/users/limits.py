@@ -6,7 +6,7 @@ import hashlib
 from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.core.cache import cache
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 {%- if cookiecutter.username_type == "email" %}
 
@@ -25,7 +25,9 @@ def client_ip(request) -> str:
 
 def login_name(request, credentials) -> str:
     """The account a login tries, as axes counts it: one count however the name is spelled."""
-    name = (credentials or {}).get("username") or request.POST.get("username", "")
+    credentials = credentials or {}
+    # allauth's login (every login, the admin's too) passes the address as `email` and posts the field `login`.
+    name = credentials.get("username") or credentials.get("email") or request.POST.get("login", "")
 {%- if cookiecutter.username_type == "email" %}
     return email_key(name)  # Sam@, sam@ and ſam@ are one account
 {%- else %}
@@ -50,19 +52,23 @@ class PasswordResetView(auth_views.PasswordResetView):
     mail is sent. The address counts whether or not it has an account, so the page tells nothing about it."""
 
     def form_valid(self, form):
-        window = settings.PASSWORD_RESET_WINDOW
-        address = form.cleaned_data["email"]
-{%- if cookiecutter.username_type == "email" %}
-        address = email_key(address)
-{%- else %}
-        address = address.casefold()
-{%- endif %}
-        if not (
-            within_limit("reset-client", client_ip(self.request), settings.PASSWORD_RESET_LIMIT_PER_CLIENT, window)
-            and within_limit("reset-address", address, settings.PASSWORD_RESET_LIMIT_PER_ADDRESS, window)
-        ):
-            return too_many(self.request, "password reset requests", window)
+        if not reset_allowed(self.request, form.cleaned_data["email"]):
+            return too_many(self.request, "password reset requests", settings.PASSWORD_RESET_WINDOW)
         return super().form_valid(form)
+
+
+def reset_allowed(request: HttpRequest, address: str) -> bool:
+    """Count one more reset request from this client and for this address; False past either limit. One count for
+    both reset pages, the admin's and the site's (users/accounts.py)."""
+    window = settings.PASSWORD_RESET_WINDOW
+{%- if cookiecutter.username_type == "email" %}
+    address = email_key(address)
+{%- else %}
+    address = address.casefold()
+{%- endif %}
+    return within_limit(
+        "reset-client", client_ip(request), settings.PASSWORD_RESET_LIMIT_PER_CLIENT, window
+    ) and within_limit("reset-address", address, settings.PASSWORD_RESET_LIMIT_PER_ADDRESS, window)
 
 
 def too_many(request, what: str, seconds: float) -> HttpResponse:
