@@ -7,6 +7,7 @@ bakes them ("E2E Frontend ..."), each shared by its class (conftest's STACKS). T
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -302,7 +303,9 @@ def edits(project: Project, tag: str) -> dict[str, float]:
     css = project.path / "frontend" / "site.css"
     template_class = {"up": "bg-lime-300", "watch": "bg-rose-300"}[tag]
     return {
-        "template": edit_and_time(project, home, 'class="mt-8"', f'class="mt-8 {template_class}"', template_class),
+        "template": edit_and_time(
+            project, home, 'id="documents" class="', f'id="documents" class="{template_class} ', template_class
+        ),
         "css": edit_and_time(
             project,
             css,
@@ -340,8 +343,14 @@ class TestTailwindDevelopment:
         project = frontend_dev
         log = tmp_path / "watch.log"
         with log.open("w") as output:
+            # In a session of its own: Ctrl-C at a terminal reaches make, its shell and compose alike (below).
             watcher = subprocess.Popen(
-                ["make", "watch"], cwd=project.path, env=project.env(WATCH), stdout=output, stderr=subprocess.STDOUT
+                ["make", "watch"],
+                cwd=project.path,
+                env=project.env(WATCH),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         try:
             poll(
@@ -364,11 +373,11 @@ class TestTailwindDevelopment:
                 assert now["StartedAt"] == state["StartedAt"], f"{service} was restarted"
         finally:
             if watcher.poll() is None:
-                watcher.send_signal(signal.SIGINT)
+                os.killpg(watcher.pid, signal.SIGINT)
                 try:
                     watcher.wait(timeout=30)
                 except subprocess.TimeoutExpired:
-                    watcher.kill()
+                    os.killpg(watcher.pid, signal.SIGKILL)
                     watcher.wait()
             print(log.read_text(errors="replace")[-3000:])
             project.compose(WATCH, "down", "-v", "--remove-orphans", "--timeout", "5", check=False)
