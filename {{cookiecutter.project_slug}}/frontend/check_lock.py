@@ -8,9 +8,9 @@ from pathlib import Path
 FOLDER = Path(__file__).resolve().parent
 KINDS = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies")
 FIX = (
-    "Update the lock in the node image (node_modules/ is git-ignored):\n"
-    "  docker compose run --rm --no-deps -w /app/frontend -e npm_config_cache=/tmp/npm assets "
-    "npm install --no-audit --no-fund"
+    "Update the lock in the node image (README, Frontend):\n"
+    '  docker run --rm -v "$PWD/frontend:/w" -w /w -u "$(id -u):$(id -g)" -e npm_config_cache=/tmp/npm '
+    "node:{{ cookiecutter._versions.node }}-slim sh -c 'npm install --no-audit --no-fund && rm -rf node_modules'"
 )
 
 
