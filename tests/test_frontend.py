@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from support import (
+    BIN,
     DOMAIN,
     LIVE,
     TEMPLATE,
@@ -86,6 +87,23 @@ def test_tailwind_ships_the_lock_unrendered_and_pre_commit_checks_it(cookies):
     package.write_text(package.read_text().replace('"htmx.org": "4.0.1"', '"htmx.org": "4.0.2"'))
     stale = run(check, cwd=project, check=False)
     assert stale.returncode == 1 and "does not match package.json" in stale.stdout and "npm install" in stale.stdout
+
+
+def test_make_lint_checks_the_npm_files_and_refuses_a_stale_lock(cookies):
+    """pre-commit (make lint, as a user runs it on a fresh bake): package.json and its lock parse and agree; a
+    version bumped in package.json alone fails the run, naming the fix."""
+    project = bake(cookies, project_name="Frontend Lint", **OPTIONS)
+    env = clean_env(
+        PRE_COMMIT_HOME=str(Path.home() / ".cache" / "pre-commit"), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    )
+    result = run(["make", "lint"], cwd=project, env=env, timeout=900)
+    for hook in ("check json", "frontend/package-lock.json matches frontend/package.json"):
+        assert re.search(rf"^{re.escape(hook)}\.+Passed$", result.stdout, re.M), f"{hook}:\n{result.stdout}"
+    package = project / "frontend/package.json"
+    package.write_text(package.read_text().replace('"tailwindcss": "4.3.5"', '"tailwindcss": "4.3.6"'))
+    stale = run(["make", "lint"], cwd=project, env=env, timeout=900, check=False)
+    assert stale.returncode != 0 and re.search(r"^frontend/package-lock\.json matches.*\.+Failed$", stale.stdout, re.M)
+    assert "does not match package.json" in stale.stdout and "npm install" in stale.stdout, stale.stdout
 
 
 def test_the_watch_override_syncs_the_sources_into_the_assets_watcher(cookies):
