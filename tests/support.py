@@ -93,6 +93,7 @@ E2E_VARIANTS = {
     "live-commands": {"key_value_store": "none"},
     "login-limits": {"key_value_store": "none", "python_version": "3.13", "django_version": "6.1"},
     "k8s-smoke": {"key_value_store": "none", "deploy_target": "compose+kubernetes"},
+    "frontend": {"frontend": "tailwind", "key_value_store": "none"},  # test_frontend's live and development stacks
 }
 
 

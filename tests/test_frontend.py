@@ -20,12 +20,14 @@ import requests
 from support import (
     BIN,
     DOMAIN,
+    E2E_VARIANTS,
     LIVE,
     TEMPLATE,
     TIMEOUT,
     WATCH,
     Browser,
     Project,
+    answers,
     bake,
     chromium,
     clean_env,
@@ -36,8 +38,8 @@ from support import (
     stack_name,
 )
 
-# The answers of both stacks: the defaults, without a store (no worker to build or start).
-OPTIONS = {"frontend": "tailwind", "key_value_store": "none", "use_celery": "n"}
+# The answers of both stacks (a seed row of the covering set): the defaults, without a store (no worker to build).
+OPTIONS = answers(**E2E_VARIANTS["frontend"])
 # Planted before the build: a template in another app's templates/ folder (so every app's are scanned) using a
 # class no other template uses, and the same kind of class in Python code and the README (never scanned).
 PROBE_TEMPLATE = "users/templates/users/frontend_probe.html"
