@@ -6,7 +6,7 @@ process, after the last question and before any directory is made: a refusal end
 message alone (a failing hook script would be followed by cookiecutter's traceback). At a terminal,
 __text_answers_checked does the same right after the six typed answers, before the ten choices are asked.
 A refusal prints the command that asks again (or, with --no-input, bakes) with the answers given, so a
-retry means correcting one value, not answering sixteen questions again.
+retry means correcting one value, not answering every question again.
 """
 
 import ast

@@ -19,6 +19,8 @@ CI = "{{ cookiecutter.ci }}"
 KUBERNETES = "{{ cookiecutter.deploy_target }}" == "compose+kubernetes"
 LICENSE = "{{ cookiecutter.open_source_license }}"
 USERNAME_TYPE = "{{ cookiecutter.username_type }}"
+# Frontend: none (one hand-written CSS file) or tailwind (Tailwind CSS and htmx, built on Node).
+FRONTEND = "{{ cookiecutter.frontend }}"
 
 # Letters, digits, - and _: nothing a shell, Compose interpolation ($), a .env parser
 # (quotes, #, backslash) or a URL (@ : / ? %) would read specially.
@@ -41,6 +43,9 @@ OPTIONAL_FILES = {
     "license": ["LICENSE"],
     # Sign-in by email only: the unique key of an address (the username model never had one).
     "email": ["users/migrations/0002_email_key.py"],
+    # Frontend: Tailwind's sources and the npm lock (tailwind), or the hand-written CSS it replaces (none).
+    "tailwind": ["frontend"],
+    "plain_css": [f"{SLUG}/static"],
 }
 
 
@@ -207,6 +212,7 @@ def prune(project: Path) -> None:
         off.append("license")
     if USERNAME_TYPE != "email":
         off.append("email")
+    off.append("plain_css" if FRONTEND == "tailwind" else "tailwind")
     for option in off:
         for relative in OPTIONAL_FILES[option]:
             remove(project / relative)

@@ -53,6 +53,9 @@ STACKS = {
     "tests/test_accounts.py::TestAccounts": "accounts",  # new: one live stack and an SMTP catcher
     "tests/test_backups.py::TestScheduledBackups": "backup-schedule",  # 0.7
     "tests/test_dev_redis.py": "dev-redis",  # 0.5
+    # Issue 25, the frontend option: its live stack, then its development stack (make up, make watch).
+    "tests/test_frontend.py::TestTailwindLive": "frontend-live",
+    "tests/test_frontend.py::TestTailwindDevelopment": "frontend-dev",
 }
 
 

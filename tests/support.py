@@ -93,6 +93,7 @@ E2E_VARIANTS = {
     "live-commands": {"key_value_store": "none"},
     "login-limits": {"key_value_store": "none", "python_version": "3.13", "django_version": "6.1"},
     "k8s-smoke": {"key_value_store": "none", "deploy_target": "compose+kubernetes"},
+    "frontend": {"frontend": "tailwind", "key_value_store": "none"},  # test_frontend's live and development stacks
 }
 
 
@@ -186,6 +187,7 @@ def combination_id(context: dict[str, str]) -> str:
     ]
     parts += ["sentry"] if context.get("use_sentry") == "y" else []
     parts += ["k8s"] if context.get("deploy_target", "compose") != "compose" else []
+    parts += ["tailwind"] if context.get("frontend", "none") == "tailwind" else []  # issue 25
     return "-".join(parts)
 
 

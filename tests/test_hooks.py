@@ -1,6 +1,7 @@
 """The hooks: bad answers are refused before anything is written; secrets are fresh and stay in env files;
 options that are off leave no trace."""
 
+import json
 import os
 import pty
 import re
@@ -182,9 +183,11 @@ def interactive(output: Path, typed: list[str], command: list[str] | None = None
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace")).replace("\r", "")
 
 
-# The sixteen questions: name, slug, description, author, email, domain, Python, Django, PostgreSQL,
-# key-value store, Celery, sign-in, Sentry, CI, deployment, license. An empty line takes the default.
-DEFAULTS = [""] * 16
+# The questions: name, slug, description, author, email, domain, Python, Django, PostgreSQL, key-value store,
+# Celery, sign-in, Sentry, CI, deployment, then every one added since (frontend...), license last: as many as
+# cookiecutter.json has keys without a leading underscore. An empty line takes the default.
+ASKED = len([key for key in json.loads((TEMPLATE / "cookiecutter.json").read_text()) if not key.startswith("_")])
+DEFAULTS = [""] * ASKED
 
 
 def test_a_refused_interactive_answer_ends_with_the_message_alone(tmp_path):
@@ -228,10 +231,10 @@ def test_every_problem_is_reported_at_once_with_the_command_that_retries_them(tm
 
 
 def test_at_a_terminal_the_typed_answers_are_checked_before_the_choices(tmp_path):
-    """Issue 21.7: a bad name or email is refused right after the six typed answers, not after all sixteen
+    """Issue 21.7: a bad name or email is refused right after the six typed answers, not after all the
     questions; the command printed asks again with the answers given as the defaults (Enter keeps them)."""
     shown = interactive(tmp_path, ['The "Best" Shop', "", "", "Ada", "nope", ""])
-    assert "[6/16]" in shown and "[7/16]" not in shown, shown
+    assert f"[6/{ASKED}]" in shown and f"[7/{ASKED}]" not in shown, shown
     assert "contains a double quote" in shown and "'nope' is not an email address" in shown, shown
     assert list(tmp_path.iterdir()) == []
     command = retry(shown)
@@ -249,7 +252,7 @@ def test_the_celery_question_is_yes_or_no_and_follows_the_store(tmp_path):
     typed = DEFAULTS.copy()
     typed[0], typed[9] = "No Store", "3"  # key_value_store: 3 - none
     shown = interactive(tmp_path, typed)
-    question = shown.split("Celery worker for background tasks?")[1].split("[12/16]")[0]
+    question = shown.split("Celery worker for background tasks?")[1].split(f"[12/{ASKED}]")[0]
     assert question.strip() == "y or n (y needs a key-value store) (n):", question  # typed, not numbered
     assert (tmp_path / "no_store" / "manage.py").exists(), shown
     assert files_mentioning(tmp_path / "no_store", "celery") == []

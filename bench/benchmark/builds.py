@@ -227,3 +227,55 @@ def rebuilds(ctx: Run) -> None:
         "baseline_detail": naive,
         "package": EXTRA_PACKAGE,
     }
+
+
+def frontend_builds(ctx: Run) -> None:
+    """Issue 25: both live images (applayer, then staticlayer, as `make build-live` builds them) of the default
+    answers with frontend=tailwind beside frontend=none: a cold build (no build cache; uv's and npm's cache mounts
+    empty), then rebuilds after a one-line code change (views.py) and a one-line template change (home.html: with
+    Tailwind, its CSS is rebuilt). --build-rounds rounds of each, the variants alternating; the fastest counts."""
+    from .common import ROOT
+    from .engine import image_size
+    from .project import bake
+
+    projects = {}
+    for frontend in ("none", "tailwind"):
+        out = ctx.work / f"frontend-{frontend}"
+        bake(ROOT, out, f"frontend={frontend}")
+        projects[frontend] = next(out.iterdir())
+    run_id = f"bench frontend {os.getpid()}-{time.time_ns()}"
+    runs: dict[str, dict[str, list[dict]]] = {f: {"cold": [], "code": [], "template": []} for f in projects}
+    sizes: dict[str, dict[str, int]] = {}
+    for _ in range(ctx.args.build_rounds):
+        for frontend, path in projects.items():
+            ctx.project = path
+            runs[frontend]["cold"].append(build_ours(ctx, f"frontend={frontend}, cold", cold=True))
+            sizes[frontend] = {"applayer": image_size(IMAGES["app"]), "staticlayer": image_size(IMAGES["static"])}
+    for round_number in range(ctx.args.build_rounds):
+        for frontend, path in projects.items():
+            ctx.project, slug = path, path.name
+            stamp = f"{run_id} round {round_number}"
+            views = path / slug / "views.py"
+            views.write_text(views.read_text() + f"# {stamp}: a one-line change\n")
+            result = build_ours(ctx, f"frontend={frontend}, after a code change")
+            if stamp not in in_image(IMAGES["app"], "tail", "-n", "1", f"/app/{slug}/views.py"):
+                raise BenchError("the rebuilt applayer lacks the code change")
+            runs[frontend]["code"].append(result)
+            home = path / slug / "templates" / slug / "home.html"
+            home.write_text(home.read_text() + f"{{# {stamp}: a one-line change #}}\n")
+            runs[frontend]["template"].append(build_ours(ctx, f"frontend={frontend}, after a template change"))
+    ctx.results["frontend"] = {
+        frontend: {
+            **{
+                kind: {
+                    "seconds": min(r["seconds"] for r in results),
+                    "runs": [r["seconds"] for r in results],
+                    "detail": min(results, key=lambda r: r["seconds"]),
+                }
+                for kind, results in kinds.items()
+            },
+            "image_bytes": sizes[frontend],
+        }
+        for frontend, kinds in runs.items()
+    }
+    ctx.results["figures"]["build_cold_s"] = {"ours_detail": runs["tailwind"]["cold"][0]}  # the builder, for machine()

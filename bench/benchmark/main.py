@@ -21,12 +21,14 @@ from .report import (
     backups_table,
     chart,
     edge_table,
+    frontend_table,
     markdown,
     plain,
     table,
     update_backups_doc,
     update_docs,
     update_edge_doc,
+    update_frontend_doc,
 )
 from .state import Run
 
@@ -56,9 +58,10 @@ def main(description: str) -> int:
     parser.add_argument("--keep-log", type=Path, help="copy the build and load log here before clean-up")
     parser.add_argument(
         "--only",
-        choices=["backups", "edge"],
+        choices=["backups", "edge", "frontend"],
         help="run one part alone: backups (fill the live database, time make backup and make restore), or edge "
-        "(HTTPS through the edge beside nginx alone, and a release); its figures replace that part of the "
+        "(HTTPS through the edge beside nginx alone, and a release), or frontend (both images' cold build and "
+        "rebuilds with frontend=tailwind beside none); its figures replace that part of the "
         "results and docs/benchmarks.md only",
     )
     args = parser.parse_args()
@@ -136,6 +139,8 @@ PARTS = {
     # name: (the step that measures it, its table, the update of docs/benchmarks.md)
     "backups": (backups.backup_restore, backups_table, update_backups_doc),
     "edge": (edge.edge_stack, edge_table, update_edge_doc),
+    # Issue 25: bakes its own two projects (frontend none and tailwind); no build before it.
+    "frontend": (builds.frontend_builds, frontend_table, update_frontend_doc),
 }
 
 
@@ -151,9 +156,12 @@ def only_part(args: argparse.Namespace, part: str) -> int:
     with workspace(args) as ctx:
         project.bake_project(ctx)
         with engine_session(ctx):
-            build = builds.build_ours(ctx, f"for the {part}")
-            step(ctx)
-            ctx.results["figures"]["build_cold_s"] = {"ours_detail": build}  # the builder, for machine()
+            if part == "frontend":
+                step(ctx)  # sets the builder for machine() itself
+            else:
+                build = builds.build_ours(ctx, f"for the {part}")
+                step(ctx)
+                ctx.results["figures"]["build_cold_s"] = {"ours_detail": build}  # the builder, for machine()
             ctx.results["machine"] = engine.machine(ctx)
     results = json.loads(args.results.read_text()) if args.results.exists() else {"figures": {}}
     results[part] = dict(

@@ -291,3 +291,36 @@ def update_docs(results: dict, table_md: str) -> None:
     text = doc.read_text()
     new = re.sub(r"<!-- bench:table:start.*?<!-- bench:table:end -->", lambda _: block, text, flags=re.S)
     doc.write_text(new)
+
+
+def frontend_table(figures: dict) -> str:
+    """Issue 25: both images' builds with frontend=tailwind beside none."""
+    none, tailwind = figures["none"], figures["tailwind"]
+    rows = [
+        ("cold build, both images (s)", "cold"),
+        ("rebuild after a one-line code change (s)", "code"),
+        ("rebuild after a one-line template change (s)", "template"),
+    ]
+    lines = [
+        "| figure | frontend=none | frontend=tailwind | tailwind ÷ none |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {name} | {none[key]['seconds']:.1f} | {tailwind[key]['seconds']:.1f} | "
+            f"{ratio(tailwind[key]['seconds'], none[key]['seconds'])} |"
+            for name, key in rows
+        ),
+    ]
+    for image in ("applayer", "staticlayer"):
+        a, b = none["image_bytes"][image], tailwind["image_bytes"][image]
+        lines.append(f"| `{image}` image (MB) | {a / 1e6:.1f} | {b / 1e6:.1f} | {ratio(b, a)} |")
+    return "\n".join(lines)
+
+
+def update_frontend_doc(results: dict) -> None:
+    if figures := results.get("frontend"):
+        what = (
+            "both live images (applayer, then staticlayer, as `make build-live` builds them) of the default answers, "
+            "frontend=tailwind beside none: cold (no build cache, empty uv and npm caches), then after a one-line "
+            "change to views.py and to home.html; the fastest of the rounds."
+        )
+        update_part_doc(results, "frontend", what, frontend_table(figures), "<!-- bench:edge:end -->")

@@ -2,6 +2,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 
 from {{ cookiecutter.project_slug }}.models import Document
 
@@ -69,3 +70,14 @@ def test_pages_carry_a_strict_content_security_policy(client, path):
     assert policy["default-src"] == "'self'"
     assert policy["script-src"] == "'self'"  # no inline script, no eval, no other host
     assert policy["object-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+
+
+@pytest.mark.django_db
+def test_the_home_page_pages_documents_ten_at_a_time(client: Client) -> None:
+    for number in range(1, 13):
+        Document.objects.create(title=f"Document {number:02}", file=ContentFile(b"x", name=f"doc{number}.txt"))
+    first, second = client.get("/").text, client.get("/?page=2").text
+    assert "Document 12" in first and "Document 03" in first and "Document 02" not in first
+    assert "Document 02" in second and "Document 01" in second and "Document 03" not in second
+    assert 'href="?page=2"' in first and 'href="?page=1"' in second  # plain links: they work without JavaScript
+    assert "Document 01" in client.get("/?page=99").text  # past the end: the last page

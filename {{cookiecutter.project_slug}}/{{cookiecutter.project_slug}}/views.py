@@ -1,6 +1,7 @@
 {% if cookiecutter.use_celery == "y" -%}
 from celery.result import AsyncResult
 from django.contrib.admin.views.decorators import staff_member_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -8,6 +9,7 @@ from django.views.decorators.http import require_POST
 from .models import Document
 from .tasks import count_documents
 {%- else -%}
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -16,10 +18,12 @@ from .models import Document
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    # Ten documents a page, newest first; ?page=2 and on for older ones (a missing or bad page: the nearest one).
+    page = Paginator(Document.objects.order_by("-uploaded_at", "-pk"), 10).get_page(request.GET.get("page"))
     return render(
         request,
         "{{ cookiecutter.project_slug }}/home.html",
-        {"documents": Document.objects.all()[:10], "document_count": Document.objects.count()},
+        {"documents": page.object_list, "document_count": page.paginator.count, "page": page},
     )
 {% if cookiecutter.use_celery == "y" %}
 
