@@ -2,11 +2,13 @@
 password-reset limit. Failed logins are counted, and locked out, by django-axes (AXES_* in config/settings.py)."""
 
 import hashlib
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordResetForm
 from django.core.cache import cache
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 {%- if cookiecutter.username_type == "email" %}
 
@@ -14,18 +16,17 @@ from .models import email_key
 {%- endif %}
 
 
-def client_ip(request) -> str:
+def client_ip(request: HttpRequest) -> str:
     """The visitor's address: nginx (or the Ingress) replaces CLIENT_IP_HEADER with it; without one in front
     (development), the connection's. Behind nginx the connection's address is nginx's, the same for everyone."""
     header = settings.CLIENT_IP_HEADER
-    return (header and request.META.get("HTTP_" + header.upper().replace("-", "_"), "").strip()) or request.META.get(
-        "REMOTE_ADDR", ""
-    )
+    forwarded: str = request.META.get("HTTP_" + header.upper().replace("-", "_"), "") if header else ""
+    return forwarded.strip() or str(request.META.get("REMOTE_ADDR", ""))
 
 
-def login_name(request, credentials) -> str:
+def login_name(request: HttpRequest, credentials: dict[str, Any] | None) -> str:
     """The account a login tries, as axes counts it: one count however the name is spelled."""
-    name = (credentials or {}).get("username") or request.POST.get("username", "")
+    name = str((credentials or {}).get("username") or request.POST.get("username", ""))
 {%- if cookiecutter.username_type == "email" %}
     return email_key(name)  # Sam@, sam@ and ſam@ are one account
 {%- else %}
@@ -49,7 +50,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     """Django's password reset, with a limit per client and per address: past either, a 429 page says so and no
     mail is sent. The address counts whether or not it has an account, so the page tells nothing about it."""
 
-    def form_valid(self, form):
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:
         window = settings.PASSWORD_RESET_WINDOW
         address = form.cleaned_data["email"]
 {%- if cookiecutter.username_type == "email" %}
@@ -65,12 +66,14 @@ class PasswordResetView(auth_views.PasswordResetView):
         return super().form_valid(form)
 
 
-def too_many(request, what: str, seconds: float) -> HttpResponse:
+def too_many(request: HttpRequest, what: str, seconds: float) -> HttpResponse:
     minutes = max(1, round(seconds / 60))
     context = {"title": "Too many attempts", "what": what, "minutes": minutes}
     return render(request, "users/too_many.html", context, status=429)
 
 
-def login_locked_out(request, response=None, credentials=None) -> HttpResponse:
+def login_locked_out(
+    request: HttpRequest, response: HttpResponse | None = None, credentials: dict[str, Any] | None = None
+) -> HttpResponse:
     """axes' lockout page (AXES_LOCKOUT_CALLABLE): the admin's look, a 429, and when it lifts."""
     return too_many(request, "failed sign-ins", settings.AXES_COOLOFF_TIME.total_seconds())
