@@ -411,10 +411,23 @@ LOGGING = {
 
 # Development tools (README "Development tools").
 # django-debug-toolbar: a dev dependency, so only the development image has it (never the live one). On while DEBUG
-# is, for requests from this machine: a browser on the host reaches the container through the published port, so
-# its requests come from the Docker network's gateway, which show_toolbar_with_docker accepts (and INTERNAL_IPS,
-# runserver without Docker). DEBUG_TOOLBAR=0 turns it off; the tests do (tests/settings.py).
+# is, for requests from this machine (INTERNAL_IPS). DEBUG_TOOLBAR=0 turns it off; the tests do (tests/settings.py).
 DEBUG_TOOLBAR = DEBUG and env_bool("DEBUG_TOOLBAR", True) and find_spec("debug_toolbar") is not None
+
+
+def container_gateways(root: Path = Path("/")) -> list[str]:
+    """In a container, its default gateways: the host's end of the Docker network, where a browser on the host comes
+    from through a published port. None outside one (there it would be the LAN's router)."""
+    if not ((root / ".dockerenv").exists() or (root / "run/.containerenv").exists()):
+        return []
+    try:
+        routes = [line.split() for line in (root / "proc/net/route").read_text().splitlines()[1:]]
+    except OSError:
+        return []
+    # The default route's gateway, in hex, little-endian: 010012AC is 172.18.0.1.
+    return [".".join(map(str, reversed(bytes.fromhex(r[2])))) for r in routes if len(r) > 2 and r[1] == "00000000"]
+
+
 if DEBUG_TOOLBAR:
     INSTALLED_APPS.append("debug_toolbar")
     # After the probes (they stay bare), before everything else.
@@ -422,7 +435,6 @@ if DEBUG_TOOLBAR:
         MIDDLEWARE.index("{{ cookiecutter.project_slug }}.health.HealthCheckMiddleware") + 1,
         "debug_toolbar.middleware.DebugToolbarMiddleware",
     )
-    INTERNAL_IPS = ["127.0.0.1", "::1"]
-    DEBUG_TOOLBAR_CONFIG = {"SHOW_TOOLBAR_CALLBACK": "debug_toolbar.middleware.show_toolbar_with_docker"}
+    INTERNAL_IPS = ["127.0.0.1", "::1", *container_gateways()]
 # mypy wants type arguments on Django's generic classes (admin.ModelAdmin[Item]): this lets them run too.
 django_stubs_ext.monkeypatch()
