@@ -2,10 +2,13 @@
 Sentry: every pair of their values in at least one) installs from its lock into a fresh virtualenv, passes its own
 test suite (every test collected runs and passes, none skipped) and Django's deployment checks; with Sentry, the
 settings start the SDK with the integrations the answers ask for. A Python this machine lacks (3.14 and 3.15 here)
-runs in uv's image with that Python instead (scripts/pythons.py); the checks are the same."""
+runs in uv's image with that Python instead (scripts/pythons.py); the checks are the same. The development tools
+check each too: mypy (strict, with django-stubs) finds no issue, djLint accepts the templates, and the tests run under
+coverage meet the project's threshold (fail_under)."""
 
 import itertools
 import re
+import tomllib
 
 import pytest
 
@@ -21,6 +24,7 @@ from support import (
     env_file,
     run,
     supported,
+    tool,
 )
 
 # The lock differs between no store, a store, and a store + Celery, each with or without Sentry (Valkey and Redis
@@ -72,13 +76,33 @@ def test_baked_project_installs_and_passes_its_checks(cookies, python, django, s
     )
     assert version.startswith(f"({python.replace('.', ', ')})") and f" {django}." in version
 
+    # Development tools: the strict type check of the whole project, as pre-commit and CI run it.
+    checked = uv("run", "--no-sync", "mypy")
+    assert "Success: no issues found" in checked, checked
+    # djLint accepts the Django templates (pre-commit's lint).
+    templates = [
+        str(p.relative_to(project))
+        for glob in ("templates/**/*.html", "*/templates/**/*.html")
+        for p in project.glob(glob)
+    ]
+    assert templates, "no Django templates found"
+    run([tool("djlint"), "--lint", *templates], cwd=project)
+
     # run() fails on a failing test; what must also fail is a test that did not run: every one collected passes.
-    tests = uv("run", "--no-sync", "pytest", "-p", "no:cacheprovider", "-rs")
+    # Under coverage, as CI runs them.
+    tests = uv("run", "--no-sync", "coverage", "run", "-m", "pytest", "-p", "no:cacheprovider", "-rs")
     collected = int(re.search(r"^collected (\d+) items?", tests, re.M).group(1))
     summary = re.findall(r"^=+ (.*) in [\d.]+s", tests, re.M)[-1]
     outcomes = dict((word, int(count)) for count, word in re.findall(r"(\d+) (\w+)", summary))
     assert collected > 0 and outcomes.pop("passed", 0) == collected, tests[-3000:]
     assert set(outcomes) <= {"warning", "warnings"}, f"not all passed: {summary}\n{tests[-3000:]}"
+    # The coverage (the subprocesses' too) meets the threshold in pyproject.toml: `coverage report` fails below it.
+    uv("run", "--no-sync", "coverage", "combine", "-q")
+    threshold = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["coverage"]["report"]["fail_under"]
+    report = uv("run", "--no-sync", "coverage", "report")
+    total = re.search(r"^TOTAL\s.*\s(\d+)%$", report, re.M)
+    assert threshold >= 90 and total and int(total.group(1)) >= threshold, report
+    print(f"\n[venv] {python}-{django}-{services}-{login}: coverage {total.group(1)}%")
 
     uv("run", "--no-sync", "python", "manage.py", "makemigrations", "--check", "--dry-run")
 

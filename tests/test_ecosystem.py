@@ -41,8 +41,9 @@ def git(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_make_lint_passes_on_a_fresh_bake_and_pre_commit_refuses_prod_env(cookies):
     """`make lint` right after baking: no git repository yet, nothing installed but uv (the template's own uv
-    first on PATH, as a user's would be)."""
-    project = bake(cookies, project_name="Hooked")
+    first on PATH, as a user's would be). The mypy hook runs in the project's locked environment under its Python,
+    which uv fetches where the machine lacks it: this one cannot download, so the bake asks for a Python it has."""
+    project = bake(cookies, project_name="Hooked", python_version="3.13")
     env = clean_env(
         PRE_COMMIT_HOME=str(Path.home() / ".cache" / "pre-commit"), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"
     )
@@ -50,6 +51,8 @@ def test_make_lint_passes_on_a_fresh_bake_and_pre_commit_refuses_prod_env(cookie
     hooks = (
         "ruff check",
         "ruff format",
+        "mypy",
+        "djlint",
         "hadolint",
         "shellcheck",
         "check yaml",
@@ -73,7 +76,7 @@ def test_make_lint_fails_and_names_the_files_its_fixers_rewrote(cookies):
     """Issue 21.11: `make lint` lints files git does not track yet, and pre-commit notices a fixer's rewrite only in
     tracked files: it said "Passed" (exit 0) while ruff rewrote a new file. Now each rewritten file is named and the
     run fails; a second run, with nothing left to fix, passes."""
-    project = bake(cookies, project_name="Lint Fixes")
+    project = bake(cookies, project_name="Lint Fixes", python_version="3.13")  # a Python here, for mypy's hook
     env = clean_env(
         PRE_COMMIT_HOME=str(Path.home() / ".cache" / "pre-commit"), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"
     )

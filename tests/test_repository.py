@@ -152,7 +152,7 @@ def test_use_this_template_bake_commit_leaves_github_workflows_alone(tmp_path):
     assert [name for name in changed if name.startswith(".github/workflows/")] == []
     assert run(["git", "ls-tree", "-r", "HEAD", ".github/workflows"], cwd=copy).stdout == before
     baked = copy / ".github/baked-workflows"
-    assert (baked / "ci.yml").is_file() and "uv run pytest" in (baked / "ci.yml").read_text()
+    assert (baked / "ci.yml").is_file() and "uv run coverage run -m pytest" in (baked / "ci.yml").read_text()
     # The one step left to the user, in the project's README.
     readme = (copy / "README.md").read_text()
     assert "git mv .github/baked-workflows .github/workflows" in readme

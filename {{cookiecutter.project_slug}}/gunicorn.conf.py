@@ -7,6 +7,7 @@ import ipaddress
 import os
 import socket
 import time
+from typing import Any
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # Workers: WEB_CONCURRENCY, else two per CPU the container may use, plus one.
@@ -44,7 +45,7 @@ TRUSTED = [entry.strip() for entry in os.environ.get("APP_TRUSTED_PROXIES", "127
 TRUSTED = [entry for entry in TRUSTED if entry]
 
 
-def _network(entry):
+def _network(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     try:
         return ipaddress.ip_network(entry, strict=False)
     except ValueError:
@@ -56,24 +57,25 @@ TRUSTED_NAMES = [entry for entry in TRUSTED if not _network(entry)]
 # gunicorn's own check (the scheme it reports to the app) takes addresses only; the names count in pre_request.
 forwarded_allow_ips = ",".join(map(str, TRUSTED_NETWORKS))
 FORWARDED = ("X-FORWARDED-", "FORWARDED", "X-REAL-IP")
-_named = {"addresses": frozenset(), "at": -1e9}
+_named: dict[str, Any] = {"addresses": frozenset(), "at": -1e9}
 
 
-def _named_addresses(refresh):
+def _named_addresses(refresh: bool) -> frozenset[str]:
     """The addresses TRUSTED_NAMES resolve to, looked up again after 10 s, or at once when refresh is true (a
     peer not among them sent forwarded headers: a new nginx, say, during a release)."""
     if TRUSTED_NAMES and (refresh or time.monotonic() - _named["at"] > 10):
-        found = set()
+        found: set[str] = set()
         for name in TRUSTED_NAMES:
             try:
-                found.update(info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP))
+                found.update(str(info[4][0]) for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP))
             except OSError:
                 pass  # not running right now: trusted again once it resolves
         _named.update(addresses=frozenset(found), at=time.monotonic())
-    return _named["addresses"]
+    addresses: frozenset[str] = _named["addresses"]
+    return addresses
 
 
-def _trusted(peer):
+def _trusted(peer: object) -> bool:
     if not isinstance(peer, tuple):  # a Unix socket: only this host's processes
         return True
     address = ipaddress.ip_address(peer[0])
@@ -82,13 +84,14 @@ def _trusted(peer):
     return peer[0] in _named_addresses(False) or peer[0] in _named_addresses(True)
 
 
-def pre_request(worker, req):
+# gunicorn's objects (it publishes no types).
+def pre_request(worker: Any, req: Any) -> None:
     if any(name.startswith(FORWARDED) for name, _ in req.headers) and not _trusted(req.peer_addr):
         req.headers = [(name, value) for name, value in req.headers if not name.startswith(FORWARDED)]
         req.headers.append(("X-FORWARDED-FOR", req.peer_addr[0]))
 
 
-def when_ready(server):
+def when_ready(server: Any) -> None:
     from django.conf import settings
 
     if settings.DEBUG:

@@ -15,6 +15,7 @@ from stack_checks.stack import Stack
 from support import (
     TIMEOUT,
     WATCH,
+    chromium,
     clean_env,
     poll,
     run,
@@ -37,6 +38,21 @@ class DevelopmentChecks(Stack):
             # The production nginx image was built and runs in development too.
             behind_nginx = requests.get(f"http://127.0.0.1:{project.ports['NGINX_PORT']}/", timeout=30)
             assert behind_nginx.status_code == 200 and "It works" in behind_nginx.text
+            # Development tools: the debug toolbar, for this machine's browser, whose requests reach runserver through
+            # the published port, from the Docker network's gateway. A real browser opens it: its script ran, under
+            # the site's Content-Security-Policy (no inline script), with no violation. A request from another
+            # container (nginx's) gets none.
+            assert 'id="djDebug"' in home.text, home.text[-2000:]
+            assert 'id="djDebug"' not in behind_nginx.text
+            with chromium() as page:
+                page.goto(base + "/")
+                # Hidden in the HTML, shown by the toolbar's script.
+                page.wait_for_selector("#djDebugToolbar", state="visible", timeout=30_000)
+                # A panel's content comes from the toolbar's own URLs (/__debug__/): the page's queries.
+                page.locator("#djDebugPanelList a.SQLPanel").click()
+                page.wait_for_selector("#SQLPanel", state="visible", timeout=30_000)
+                page.locator("#SQLPanel .djdt-scroll").get_by_text("SELECT").first.wait_for(state="attached")
+                assert page.csp_violations == [], page.csp_violations
             # `make test`: the project's own suite in the development image, which has the dev tools. Its exit
             # code, and the summary line (tests ran, none failed). Also on a checkout where the live stack ran:
             # its backups folder is root's alone (the backup service writes it), and nothing in it is a test: a

@@ -55,6 +55,14 @@ class ImageChecks(DevelopmentChecks):
         secret_names = {*STRAYS, "prod.env", "backup-identity.txt"}
         leaked = [path for path in files if path.rsplit("/", 1)[1] in secret_names or "/.envs" in path]
         assert leaked == [], f"secrets in the app image: {leaked}"
+        # Development tools: none of the dev group is in the live image (the debug toolbar above all), though the
+        # settings and URLs that turn the toolbar on are.
+        script = (
+            "import importlib.util as u; "
+            "print(*[m for m in ('debug_toolbar', 'mypy', 'factory', 'coverage', 'pytest') if u.find_spec(m)])"
+        )
+        installed = run(["docker", "run", "--rm", "--entrypoint", "python", project.images["applayer"], "-c", script])
+        assert installed.stdout.strip() == "", f"dev tools in the live image: {installed.stdout}"
 
     def test_8a_no_secret_in_any_image_layer(self, project):
         secrets = {
@@ -76,6 +84,14 @@ class ImageChecks(DevelopmentChecks):
                 assert value not in history, f"{key} is in the history of {image}"
                 for name, data in files:
                     assert value.encode() not in data, f"{key} is in {name} of {image}"
+
+    def test_8d2_the_live_site_shows_no_debug_toolbar_even_with_debug_on(self, project, live):
+        """The live stack's page has no toolbar; nor has the live image's app with DEBUG=1 (the package is absent)."""
+        home = live.get("/")
+        assert home.status_code == 200 and "djDebug" not in home.text and "__debug__" not in home.text
+        code = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG_TOOLBAR)"
+        shown = project.run_once("--no-deps", "-e", "DEBUG=1", "app", "python", "-c", code)
+        assert shown.stdout.strip().splitlines()[-1] == "False", shown.stdout
 
     def test_8d_deploy_checks_pass_in_the_live_image(self, project, live):
         result = project.run_once(

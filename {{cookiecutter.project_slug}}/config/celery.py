@@ -3,6 +3,7 @@ and the scheduler (one, never more) with: celery -A config beat --schedule /tmp/
 
 import os
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 from celery.beat import PersistentScheduler
@@ -21,6 +22,6 @@ HEARTBEAT = Path("/tmp/celerybeat-heartbeat")  # nosec B108: the container's own
 class HeartbeatScheduler(PersistentScheduler):
     """Beat's default scheduler, touching HEARTBEAT on each tick (at least every beat_max_loop_interval)."""
 
-    def tick(self, *args, **kwargs):
+    def tick(self, *args: Any, **kwargs: Any) -> float:
         HEARTBEAT.touch()
         return super().tick(*args, **kwargs)

@@ -5,13 +5,17 @@ environment differs (see .envs/). With DEBUG off the settings refuse to start un
 values production needs are set, so a forgotten variable fails loudly instead of silently.
 """
 
+from __future__ import annotations
+
 import os
 from datetime import timedelta
-from importlib.util import find_spec as _find_spec
+from importlib.util import find_spec
 from pathlib import Path
+from typing import {% if cookiecutter.use_celery == "y" %}TYPE_CHECKING, {% endif %}Any
 from urllib.parse import unquote, urlsplit
 
 import dj_database_url
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -182,7 +186,11 @@ CELERY_BEAT_SCHEDULER = "config.celery:HeartbeatScheduler"
 CELERY_BEAT_MAX_LOOP_INTERVAL = 30
 
 
-def env_schedule(name: str, default: str):
+if TYPE_CHECKING:
+    from celery.schedules import crontab
+
+
+def env_schedule(name: str, default: str) -> int | crontab:
     """A cron expression in UTC ("0 3 * * *": daily at 03:00), or a number of seconds ("60"). Prefer cron: an
     interval counts from beat's start, and beat forgets its state when its container is replaced."""
     from celery.schedules import crontab
@@ -218,7 +226,7 @@ CELERY_BEAT_SCHEDULE = {
 # reports to ADMINS, so it starts without EMAIL_URL, and each mail it then tries to send fails loudly.
 EMAIL_SCHEMES = {"smtp": (25, False, False), "smtp+tls": (587, True, False), "smtps": (465, False, True)}
 EMAIL_URL = os.environ.get("EMAIL_URL", "").strip()
-_mailer: dict = {"BACKEND": "config.mail.UnconfiguredEmailBackend", "OPTIONS": {}}
+_mailer: dict[str, Any] = {"BACKEND": "config.mail.UnconfiguredEmailBackend", "OPTIONS": {}}
 if DEBUG:
     _mailer["BACKEND"] = "django.core.mail.backends.console.EmailBackend"
 elif EMAIL_URL:
@@ -364,7 +372,7 @@ STAFF_MFA_REQUIRED = env_bool("STAFF_MFA_REQUIRED", not DEBUG)
 SOCIAL_LOGIN_PROVIDERS = [name.lower() for name in env_list("SOCIAL_LOGIN_PROVIDERS")]
 SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, list[dict[str, str]]]] = {}
 for _provider in SOCIAL_LOGIN_PROVIDERS:
-    if not _provider.isidentifier() or _find_spec(f"allauth.socialaccount.providers.{_provider}") is None:
+    if not _provider.isidentifier() or find_spec(f"allauth.socialaccount.providers.{_provider}") is None:
         raise ImproperlyConfigured(
             f"SOCIAL_LOGIN_PROVIDERS names {_provider!r}, which django-allauth does not provide: use the names of "
             "its providers (github, google, gitlab, microsoft...)."
@@ -483,3 +491,33 @@ LOGGING = {
     # listing it here drops that handler, so each line is printed once. Errors also mail ADMINS.
     "loggers": {"django": {"level": LOG_LEVEL, "handlers": ["mail_admins"]}},
 }
+
+# Development tools (README "Development tools").
+# django-debug-toolbar: a dev dependency, so only the development image has it (never the live one). On while DEBUG
+# is, for requests from this machine (INTERNAL_IPS). DEBUG_TOOLBAR=0 turns it off; the tests do (tests/settings.py).
+DEBUG_TOOLBAR = DEBUG and env_bool("DEBUG_TOOLBAR", True) and find_spec("debug_toolbar") is not None
+
+
+def container_gateways(root: Path = Path("/")) -> list[str]:
+    """In a container, its default gateways: the host's end of the Docker network, where a browser on the host comes
+    from through a published port. None outside one (there it would be the LAN's router)."""
+    if not ((root / ".dockerenv").exists() or (root / "run/.containerenv").exists()):
+        return []
+    try:
+        routes = [line.split() for line in (root / "proc/net/route").read_text().splitlines()[1:]]
+    except OSError:
+        return []
+    # The default route's gateway, in hex, little-endian: 010012AC is 172.18.0.1.
+    return [".".join(map(str, reversed(bytes.fromhex(r[2])))) for r in routes if len(r) > 2 and r[1] == "00000000"]
+
+
+if DEBUG_TOOLBAR:
+    INSTALLED_APPS.append("debug_toolbar")
+    # After the probes (they stay bare), before everything else.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("{{ cookiecutter.project_slug }}.health.HealthCheckMiddleware") + 1,
+        "debug_toolbar.middleware.DebugToolbarMiddleware",
+    )
+    INTERNAL_IPS = ["127.0.0.1", "::1", *container_gateways()]
+# mypy wants type arguments on Django's generic classes (admin.ModelAdmin[Item]): this lets them run too.
+django_stubs_ext.monkeypatch()

@@ -32,3 +32,9 @@ urlpatterns = [
 if settings.DEBUG:
     # In development runserver serves uploads; in production nginx does.
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+# Development tools: the debug toolbar's pages, where config/settings.py turned it on (never in the live image).
+if "debug_toolbar" in settings.INSTALLED_APPS:
+    from debug_toolbar.toolbar import debug_toolbar_urls
+
+    urlpatterns += debug_toolbar_urls()

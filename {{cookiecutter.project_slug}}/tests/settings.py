@@ -4,6 +4,8 @@ import os
 
 # Like manage.py: development defaults unless the environment says otherwise.
 os.environ.setdefault("DEBUG", "1")
+# Development tools: no debug toolbar in tests (it would slow every request, and Django runs them with DEBUG off).
+os.environ["DEBUG_TOOLBAR"] = "0"
 
 from config.settings import *  # noqa: E402, F403
 

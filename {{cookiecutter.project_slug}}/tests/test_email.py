@@ -6,9 +6,13 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
+from django.core.mail import EmailMessage
+from django.test import Client
+
+from .factories import UserFactory
 
 PROJECT = Path(__file__).resolve().parent.parent
 LIVE = {"DEBUG": "0", "SECRET_KEY": "a-long-random-production-key-0123456789", "ALLOWED_HOSTS": "example.com"}
@@ -31,19 +35,20 @@ print(json.dumps(found))
 """
 
 
-def run_settings(code: str, **environ: str) -> subprocess.CompletedProcess:
+def run_settings(code: str, **environ: str) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if key not in NAMES}
     env.update(environ, DJANGO_SETTINGS_MODULE="config.settings")
     return subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True)
 
 
-def mail_settings(**environ: str) -> dict:
+def mail_settings(**environ: str) -> dict[str, Any]:
     result = run_settings(INSPECT, **environ)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    found: dict[str, Any] = json.loads(result.stdout)
+    return found
 
 
-def test_development_prints_mail_to_the_console_even_with_an_email_url():
+def test_development_prints_mail_to_the_console_even_with_an_email_url() -> None:
     found = mail_settings(DEBUG="1", EMAIL_URL="smtp+tls://user:secret@smtp.example.com:587")
     assert found["BACKEND"] == "django.core.mail.backends.console.EmailBackend"
 
@@ -56,7 +61,9 @@ def test_development_prints_mail_to_the_console_even_with_an_email_url():
         ("smtp://relay:25", "relay", 25, False, False),
     ],
 )
-def test_the_live_site_sends_through_the_smtp_server_in_email_url(url, host, port, tls, ssl):
+def test_the_live_site_sends_through_the_smtp_server_in_email_url(
+    url: str, host: str, port: int, tls: bool, ssl: bool
+) -> None:
     found = mail_settings(**LIVE, EMAIL_URL=url)
     assert found["BACKEND"] == "django.core.mail.backends.smtp.EmailBackend"
     assert (found["host"], found["port"], found["use_tls"], found["use_ssl"]) == (host, port, tls, ssl)
@@ -65,21 +72,21 @@ def test_the_live_site_sends_through_the_smtp_server_in_email_url(url, host, por
 
 
 @pytest.mark.parametrize("url", ["https://user:hunter2@smtp.example.com", "smtp+tls://user:hunter2@:587", "smtp://h:x"])
-def test_a_malformed_email_url_stops_the_start_without_showing_the_password(url):
+def test_a_malformed_email_url_stops_the_start_without_showing_the_password(url: str) -> None:
     result = run_settings("import django; django.setup()", **LIVE, EMAIL_URL=url)
     assert result.returncode != 0
     assert "EMAIL_URL" in result.stderr and "is not an SMTP URL" in result.stderr
     assert "hunter2" not in result.stderr
 
 
-def test_without_email_url_the_live_site_starts_and_a_mail_fails_loudly():
+def test_without_email_url_the_live_site_starts_and_a_mail_fails_loudly() -> None:
     code = "import django; django.setup(); from django.core.mail import send_mail; send_mail('s', 'b', None, ['a@b.c'])"
     result = run_settings(code, **LIVE)
     assert "ImproperlyConfigured: EMAIL_URL is not set, so this mail cannot be sent" in result.stderr
     assert result.returncode != 0
 
 
-def test_without_email_url_an_error_report_to_admins_is_logged_not_raised():
+def test_without_email_url_an_error_report_to_admins_is_logged_not_raised() -> None:
     # Django mails ADMINS from its logging, with fail_silently: a missing EMAIL_URL must not raise out of it.
     code = (
         "import django, logging; django.setup(); "
@@ -96,7 +103,7 @@ def test_without_email_url_an_error_report_to_admins_is_logged_not_raised():
     ], result.stdout
 
 
-def test_senders_and_admins_come_from_the_environment():
+def test_senders_and_admins_come_from_the_environment() -> None:
     found = mail_settings(
         **LIVE, DEFAULT_FROM_EMAIL="shop@example.com", SERVER_EMAIL="errors@example.com", ADMINS="a@x.org, b@x.org"
     )
@@ -109,17 +116,17 @@ def test_senders_and_admins_come_from_the_environment():
 
 
 @pytest.mark.django_db
-def test_a_forgotten_password_is_reset_through_the_mailed_link(client, mailoutbox):
-    User = get_user_model()
-    login = {User.USERNAME_FIELD: "ada@example.com" if User.USERNAME_FIELD == "email" else "ada"}
-    User.objects.create_user(**login, **({"email": "ada@example.com"} if "email" not in login else {}), password="old")
+def test_a_forgotten_password_is_reset_through_the_mailed_link(client: Client, mailoutbox: list[EmailMessage]) -> None:
+    ada = UserFactory.create(email="ada@example.com", password="old")
     sent = client.post("/admin/password-reset/", {"email": "ada@example.com"})
     assert sent.status_code == 302 and sent.headers["Location"] == "/accounts/password-reset/sent/"
     assert len(mailoutbox) == 1 and mailoutbox[0].to == ["ada@example.com"]
-    link = re.search(r"https?://[^/\s]+(/accounts/reset/\S+/)", mailoutbox[0].body).group(1)
+    found = re.search(r"https?://[^/\s]+(/accounts/reset/\S+/)", str(mailoutbox[0].body))
+    assert found, mailoutbox[0].body
+    link = found.group(1)
     form = client.get(link, follow=True)
     assert form.status_code == 200 and "new_password1" in form.text
     new = "a-New-password-42"
     done = client.post(form.redirect_chain[-1][0], {"new_password1": new, "new_password2": new})
     assert done.status_code == 302 and done.headers["Location"] == "/accounts/reset/done/"
-    assert client.login(username=login[User.USERNAME_FIELD], password=new)
+    assert client.login(username=ada.get_username(), password=new)

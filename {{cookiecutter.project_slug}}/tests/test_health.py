@@ -2,16 +2,19 @@
 import contextlib
 import socket
 import threading
+from collections.abc import Iterator
 
 {% endif -%}
 import pytest
 from django.db.utils import OperationalError
+from django.test import Client
+from pytest_django import Settings
 
 from {{ cookiecutter.project_slug }} import health
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/healthz/"])
-def test_healthz_answers_without_touching_the_database(client, path):
+def test_healthz_answers_without_touching_the_database(client: Client, path: str) -> None:
     # No django_db mark: pytest-django makes any query in this test an error.
     response = client.get(path)
     assert response.status_code == 200
@@ -20,15 +23,15 @@ def test_healthz_answers_without_touching_the_database(client, path):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", ["/readyz", "/readyz/"])
-def test_readyz_is_ok_when_the_database_answers(client, path):
+def test_readyz_is_ok_when_the_database_answers(client: Client, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 200
     assert response.json()["database"] == "ok"
 
 
 @pytest.mark.django_db
-def test_readyz_answers_503_when_the_database_is_down(client, monkeypatch):
-    def database_down():
+def test_readyz_answers_503_when_the_database_is_down(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    def database_down() -> None:
         raise OperationalError("connection refused")
 
     monkeypatch.setitem(health.CHECKS, "database", database_down)
@@ -40,7 +43,7 @@ def test_readyz_answers_503_when_the_database_is_down(client, monkeypatch):
 
 
 @pytest.mark.django_db
-def test_readyz_answers_503_when_the_store_is_down(client, settings):
+def test_readyz_answers_503_when_the_store_is_down(client: Client, settings: Settings) -> None:
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     response = client.get("/readyz")
     assert response.status_code == 503
@@ -49,7 +52,7 @@ def test_readyz_answers_503_when_the_store_is_down(client, settings):
 
 
 @pytest.mark.django_db
-def test_readyz_reports_a_store_that_is_not_configured_as_such(client, settings):
+def test_readyz_reports_a_store_that_is_not_configured_as_such(client: Client, settings: Settings) -> None:
     settings.REDIS_URL = ""  # local work without {{ cookiecutter.key_value_store | capitalize }}
     response = client.get("/readyz")
     assert response.status_code == 200
@@ -61,18 +64,18 @@ REPLIES = {b"HELLO": b"%1\r\n+proto\r\n:3\r\n", b"PING": b"+PONG\r\n"}
 
 
 @contextlib.contextmanager
-def fake_store():
+def fake_store() -> Iterator[tuple[int, list[socket.socket]]]:
     """A loopback server that answers the commands redis-py sends (+OK to all but HELLO and PING) and
     counts the connections it accepts."""
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(0.1)
-    accepted = []
+    accepted: list[socket.socket] = []
     stop = threading.Event()
 
     def answer(conn: socket.socket) -> None:
         with conn, conn.makefile("rb") as requests:
             while not stop.is_set() and (header := requests.readline()):
-                words = []
+                words: list[bytes] = []
                 for _ in range(int(header[1:])):  # *<count>, then $<length> and the word for each
                     requests.readline()
                     words.append(requests.readline().strip().upper())
@@ -98,7 +101,7 @@ def fake_store():
 
 
 @pytest.mark.django_db
-def test_readyz_reuses_its_store_connection(client, settings):
+def test_readyz_reuses_its_store_connection(client: Client, settings: Settings) -> None:
     with fake_store() as (port, accepted):
         settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
         for _ in range(5):
@@ -109,7 +112,7 @@ def test_readyz_reuses_its_store_connection(client, settings):
 {%- endif %}
 
 
-def test_probes_need_neither_the_public_host_nor_https(client, settings):
+def test_probes_need_neither_the_public_host_nor_https(client: Client, settings: Settings) -> None:
     """Docker and load balancers call the container by IP, over plain HTTP."""
     settings.ALLOWED_HOSTS = ["{{ cookiecutter.__domain_name }}"]
     settings.SECURE_SSL_REDIRECT = True
@@ -121,13 +124,13 @@ def test_probes_need_neither_the_public_host_nor_https(client, settings):
 
 
 @pytest.mark.django_db
-def test_every_response_names_the_running_version(client, monkeypatch):
+def test_every_response_names_the_running_version(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     """compose.prod.yaml sets APP_VERSION to the image's tag; probes, pages and errors all carry it."""
     monkeypatch.setenv("APP_VERSION", "1.4.2")
     for path in ("/healthz", "/readyz", "/", "/no-such-page/"):
         assert client.get(path)["X-App-Version"] == "1.4.2", path
 
 
-def test_no_version_header_without_app_version(client, monkeypatch):
+def test_no_version_header_without_app_version(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("APP_VERSION", raising=False)
     assert "X-App-Version" not in client.get("/healthz")

@@ -1,16 +1,30 @@
 """Sign-in protection: failed logins lock out a client and an account until a cool-off, and password resets are
 limited per client and per address (README "Sign-in protection")."""
 
+from __future__ import annotations
+
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.core.mail import EmailMessage
+from django.test import Client, RequestFactory
 from django.utils import timezone
+from pytest_django import Settings
+
+from users.models import User as UserModel
+
+from .factories import PASSWORD, UserFactory
+
+if TYPE_CHECKING:
+    # What the test client returns (django-stubs' name): a response with .text, .json(), .context and the like.
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
 
 User = get_user_model()
-PASSWORD = "a-Long-password-9"
 {%- if cookiecutter.username_type == "email" %}
 NAME, OTHER = "ada@example.com", "grace@example.com"
 {%- else %}
@@ -20,7 +34,7 @@ ATTACKER, ELSEWHERE = "203.0.113.7", "198.51.100.9"
 
 
 @pytest.fixture
-def limits(settings):
+def limits(settings: Settings) -> Iterator[Settings]:
     """The limits on (the test settings turn axes off), small, with empty counts."""
     settings.AXES_ENABLED = True
     settings.AXES_FAILURE_LIMIT = 3
@@ -32,24 +46,23 @@ def limits(settings):
     cache.clear()
 
 
-def sign_in(client, name, password, ip=ATTACKER):
+def sign_in(client: Client, name: str, password: str, ip: str = ATTACKER) -> Response:
     # nginx puts the visitor's address in X-Real-IP (CLIENT_IP_HEADER); the connection is nginx's, for everyone.
     # The site's login (allauth's), which the admin's sends to: axes counts its failures inside authenticate().
     form = {"login": name, "password": password, "next": "/admin/"}
     return client.post("/accounts/login/", form, headers={"X-Real-IP": ip})
 
 
-def create(name):
-    extra = {} if User.USERNAME_FIELD == "email" else {"email": f"{name}@example.com"}
-    return User.objects.create_user(**{User.USERNAME_FIELD: name}, **extra, password=PASSWORD, is_staff=True)
+def create(name: str) -> UserModel:
+    return UserFactory.create(**{User.USERNAME_FIELD: name}, is_staff=True)
 
 
-def cool_off_passes():
+def cool_off_passes() -> None:
     AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=16))
 
 
 @pytest.mark.django_db
-def test_failed_logins_lock_the_account_with_a_429_until_the_cool_off_lifts(client, limits):
+def test_failed_logins_lock_the_account_with_a_429_until_the_cool_off_lifts(client: Client, limits: Settings) -> None:
     create(NAME)
     assert [sign_in(client, NAME, "wrong").status_code for _ in range(2)] == [200, 200]  # the form again
     locked = sign_in(client, NAME, "wrong")
@@ -67,7 +80,7 @@ def test_failed_logins_lock_the_account_with_a_429_until_the_cool_off_lifts(clie
 
 
 @pytest.mark.django_db
-def test_a_client_that_fails_on_many_accounts_is_locked_out_of_all(client, limits):
+def test_a_client_that_fails_on_many_accounts_is_locked_out_of_all(client: Client, limits: Settings) -> None:
     create(NAME)
     for name in ("x1@example.com", "x2@example.com", "x3@example.com"):  # the form takes only addresses by email
         sign_in(client, name, "wrong")
@@ -77,7 +90,7 @@ def test_a_client_that_fails_on_many_accounts_is_locked_out_of_all(client, limit
 
 
 @pytest.mark.django_db
-def test_every_spelling_of_an_address_counts_for_the_one_account(client, limits):
+def test_every_spelling_of_an_address_counts_for_the_one_account(client: Client, limits: Settings) -> None:
     create(NAME)
     for number, spelling in enumerate(["ADA@example.com", "Ada@Example.COM", "ada@EXAMPLE.com"]):
         sign_in(client, spelling, "wrong", ip=f"192.0.2.{number}")
@@ -86,7 +99,7 @@ def test_every_spelling_of_an_address_counts_for_the_one_account(client, limits)
 
 
 @pytest.mark.django_db
-def test_a_successful_login_clears_the_failures_before_it(client, limits):
+def test_a_successful_login_clears_the_failures_before_it(client: Client, limits: Settings) -> None:
     create(NAME)
     for _ in range(2):
         sign_in(client, NAME, "wrong")
@@ -98,7 +111,7 @@ def test_a_successful_login_clears_the_failures_before_it(client, limits):
 
 
 @pytest.mark.django_db
-def test_an_admin_unlocks_an_account_at_once(client, limits):
+def test_an_admin_unlocks_an_account_at_once(client: Client, limits: Settings) -> None:
     from django.core.management import call_command
 
     create(NAME)
@@ -110,12 +123,14 @@ def test_an_admin_unlocks_an_account_at_once(client, limits):
     assert sign_in(client, NAME, PASSWORD).status_code == 302
 
 
-def reset(client, address, ip=ATTACKER):
+def reset(client: Client, address: str, ip: str = ATTACKER) -> Response:
     return client.post("/admin/password-reset/", {"email": address}, headers={"X-Real-IP": ip})
 
 
 @pytest.mark.django_db
-def test_password_resets_are_limited_per_address(client, limits, mailoutbox):
+def test_password_resets_are_limited_per_address(
+    client: Client, limits: Settings, mailoutbox: list[EmailMessage]
+) -> None:
     create(NAME)
     address = User.objects.get().email
     assert [reset(client, address, ip=f"192.0.2.{n}").status_code for n in range(2)] == [302, 302]
@@ -126,7 +141,9 @@ def test_password_resets_are_limited_per_address(client, limits, mailoutbox):
 
 
 @pytest.mark.django_db
-def test_password_resets_are_limited_per_client_whether_or_not_the_address_has_an_account(client, limits, mailoutbox):
+def test_password_resets_are_limited_per_client_whether_or_not_the_address_has_an_account(
+    client: Client, limits: Settings, mailoutbox: list[EmailMessage]
+) -> None:
     create(NAME)
     for address in ("nobody@example.com", "someone@example.com", "anyone@example.com"):
         assert reset(client, address).status_code == 302  # the same page: nothing told about the address
@@ -136,7 +153,7 @@ def test_password_resets_are_limited_per_client_whether_or_not_the_address_has_a
     assert len(mailoutbox) == 1
 
 
-def test_the_client_is_the_address_nginx_names(rf, settings):
+def test_the_client_is_the_address_nginx_names(rf: RequestFactory, settings: Settings) -> None:
     from users.limits import client_ip
 
     request = rf.get("/", headers={"X-Real-IP": "203.0.113.7"}, REMOTE_ADDR="172.18.0.5")

@@ -1,15 +1,20 @@
+from pathlib import Path
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from pytest_django import Settings
 
 from {{ cookiecutter.project_slug }}.models import Document
 
+from .factories import DocumentFactory
+
 
 @pytest.mark.django_db
-def test_home_page_lists_documents(client):
-    Document.objects.create(title="Quarterly report", file=ContentFile(b"numbers", name="report.txt"))
+def test_home_page_lists_documents(client: Client) -> None:
+    DocumentFactory.create(title="Quarterly report")
     response = client.get("/")
     assert response.status_code == 200
     assert "{{ cookiecutter.project_name }}" in response.text
@@ -18,23 +23,23 @@ def test_home_page_lists_documents(client):
 
 
 @pytest.mark.django_db
-def test_uploaded_file_is_stored_under_media_root(settings):
-    document = Document.objects.create(title="Notes", file=ContentFile(b"hello", name="notes.txt"))
-    stored = settings.MEDIA_ROOT / document.file.name
+def test_uploaded_file_is_stored_under_media_root(settings: Settings) -> None:
+    document = DocumentFactory.create(file__data=b"hello")
+    stored = Path(settings.MEDIA_ROOT) / str(document.file.name)
     assert stored.read_bytes() == b"hello"
     assert document.file.url.startswith("/media/documents/")
 
 
 @pytest.mark.django_db
-def test_admin_lists_documents(admin_client):
-    Document.objects.create(title="In the admin", file=ContentFile(b"x", name="x.txt"))
+def test_admin_lists_documents(admin_client: Client) -> None:
+    DocumentFactory.create(title="In the admin")
     response = admin_client.get("/admin/{{ cookiecutter.project_slug }}/document/")
     assert response.status_code == 200
     assert "In the admin" in response.text
 
 
 @pytest.mark.django_db
-def test_admin_login_page(client):
+def test_admin_login_page(client: Client) -> None:
     # The admin has no login of its own (tests/test_accounts.py): its login page sends to the site's.
     response = client.get("/admin/login/")
     assert response.status_code == 302 and response.headers["Location"].startswith("/accounts/login/?next=")
@@ -42,7 +47,7 @@ def test_admin_login_page(client):
 
 
 @pytest.mark.parametrize("name", ["page.html", "drawing.svg", "page.HTM", "script.js"])
-def test_files_a_browser_could_run_are_refused(name):
+def test_files_a_browser_could_run_are_refused(name: str) -> None:
     document = Document(title="Attack", file=ContentFile(b"<script>alert(1)</script>", name=name))
     with pytest.raises(ValidationError) as refused:
         document.full_clean()
@@ -50,7 +55,7 @@ def test_files_a_browser_could_run_are_refused(name):
 
 
 @pytest.mark.django_db
-def test_the_admin_refuses_an_html_upload(admin_client):
+def test_the_admin_refuses_an_html_upload(admin_client: Client) -> None:
     upload = SimpleUploadedFile("page.html", b"<script>alert(1)</script>", content_type="text/html")
     url = "/admin/{{ cookiecutter.project_slug }}/document/add/"
     response = admin_client.post(url, {"title": "Attack", "file": upload, "_save": "Save"})
@@ -61,7 +66,7 @@ def test_the_admin_refuses_an_html_upload(admin_client):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", ["/", "/accounts/login/"])
-def test_pages_carry_a_strict_content_security_policy(client, path):
+def test_pages_carry_a_strict_content_security_policy(client: Client, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 200
     policy = dict(

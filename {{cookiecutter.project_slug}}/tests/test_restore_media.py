@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from pytest_django import Settings
 
 
 def archive(*members: tuple[str, bytes | None, str | None]) -> bytes:
@@ -19,26 +20,26 @@ def archive(*members: tuple[str, bytes | None, str | None]) -> bytes:
             if target is not None:
                 info.type, info.linkname = tarfile.SYMTYPE, target
                 tar.addfile(info)
-            else:
+            elif content is not None:
                 info.size = len(content)
                 tar.addfile(info, io.BytesIO(content))
     return buffer.getvalue()
 
 
-def restore_media(monkeypatch, step: str, data: bytes = b"") -> None:
+def restore_media(monkeypatch: pytest.MonkeyPatch, step: str, data: bytes = b"") -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     call_command("restore_media", step)
 
 
 @pytest.fixture
-def media(settings) -> Path:
+def media(settings: Settings) -> Path:
     root = Path(settings.MEDIA_ROOT)
     (root / "documents").mkdir(parents=True)
     (root / "documents/live.txt").write_text("live")
     return root
 
 
-def test_a_backup_s_media_replace_the_live_ones_only_when_swapped(media, monkeypatch):
+def test_a_backup_s_media_replace_the_live_ones_only_when_swapped(media: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     restore_media(monkeypatch, "stage", archive(("./documents/restored.txt", b"restored", None)))
     assert (media / "documents/live.txt").read_text() == "live", "staging must not touch the live files"
     restore_media(monkeypatch, "swap")
@@ -52,7 +53,9 @@ def test_a_backup_s_media_replace_the_live_ones_only_when_swapped(media, monkeyp
     [("./link", None, "/etc/hostname"), ("../outside.txt", b"x", None)],
     ids=["absolute-symlink", "parent-path"],
 )
-def test_an_archive_that_breaks_the_rules_changes_nothing(media, monkeypatch, member):
+def test_an_archive_that_breaks_the_rules_changes_nothing(
+    media: Path, monkeypatch: pytest.MonkeyPatch, member: tuple[str, bytes | None, str | None]
+) -> None:
     with pytest.raises(CommandError, match="could not be unpacked .*: the media were not changed"):
         restore_media(monkeypatch, "stage", archive(("./documents/restored.txt", b"restored", None), member))
     assert sorted(str(p.relative_to(media)) for p in media.rglob("*")) == ["documents", "documents/live.txt"]
@@ -60,7 +63,9 @@ def test_an_archive_that_breaks_the_rules_changes_nothing(media, monkeypatch, me
         restore_media(monkeypatch, "swap")
 
 
-def test_a_truncated_archive_changes_nothing_and_discard_cleans_up(media, monkeypatch):
+def test_a_truncated_archive_changes_nothing_and_discard_cleans_up(
+    media: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = archive(("./documents/restored.txt", b"restored" * 1000, None))
     with pytest.raises(CommandError, match="could not be unpacked"):
         restore_media(monkeypatch, "stage", data[: len(data) // 2])
@@ -74,14 +79,14 @@ def tree(media: Path) -> dict[str, str]:
     return {str(p.relative_to(media)): p.read_text() for p in media.rglob("*") if p.is_file()}
 
 
-def test_a_swap_that_fails_half_way_is_undone(media, monkeypatch):
+def test_a_swap_that_fails_half_way_is_undone(media: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A rename that fails (a directory the app's user may not move, say) after others went through: the
     media are the live ones again, none deleted, and the staged ones stay staged."""
     (media / "other.txt").write_text("other")
     restore_media(monkeypatch, "stage", archive(("./documents/restored.txt", b"restored", None)))
     rename = Path.rename
 
-    def refuse_other(self, target):
+    def refuse_other(self: Path, target: Path) -> Path:
         if self.name == "other.txt":
             raise PermissionError(13, "Permission denied", str(self))
         return rename(self, target)
@@ -97,7 +102,7 @@ def test_a_swap_that_fails_half_way_is_undone(media, monkeypatch):
     }
 
 
-def test_revert_brings_the_live_media_back_and_finish_drops_them(media, monkeypatch):
+def test_revert_brings_the_live_media_back_and_finish_drops_them(media: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = archive(("./documents/restored.txt", b"restored", None))
     restore_media(monkeypatch, "stage", data)
     restore_media(monkeypatch, "swap")

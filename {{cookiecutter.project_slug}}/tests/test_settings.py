@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,14 +44,14 @@ NAMES = [
 ]
 
 
-def run_python(code: str, **environ: str) -> subprocess.CompletedProcess:
+def run_python(code: str, **environ: str) -> subprocess.CompletedProcess[str]:
     """Run code in a fresh interpreter, in the project, with exactly these variables and config.settings."""
     env = {key: value for key, value in os.environ.items() if key not in NAMES}
     env.update(environ, DJANGO_SETTINGS_MODULE="config.settings")
     return subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True)
 
 
-def load_settings(**environ: str) -> subprocess.CompletedProcess:
+def load_settings(**environ: str) -> subprocess.CompletedProcess[str]:
     """Import config.settings with exactly these variables; print a few values as JSON."""
     code = (
         "import json; from django.conf import settings as s; "
@@ -62,45 +63,46 @@ def load_settings(**environ: str) -> subprocess.CompletedProcess:
     return run_python(code, **environ)
 
 
-def values(**environ: str) -> dict:
+def values(**environ: str) -> dict[str, Any]:
     result = load_settings(**environ)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    found: dict[str, Any] = json.loads(result.stdout)
+    return found
 
 
 @pytest.mark.parametrize("text", ["0", "false", "False", "no", "off"])
-def test_debug_false_values_turn_debug_off(text):
+def test_debug_false_values_turn_debug_off(text: str) -> None:
     assert values(**{**PRODUCTION, "DEBUG": text})["DEBUG"] is False
 
 
 @pytest.mark.parametrize("text", ["1", "true", "YES", "on"])
-def test_debug_true_values_turn_debug_on(text):
+def test_debug_true_values_turn_debug_on(text: str) -> None:
     assert values(DEBUG=text)["DEBUG"] is True
 
 
-def test_a_misspelt_boolean_is_an_error_not_true():
+def test_a_misspelt_boolean_is_an_error_not_true() -> None:
     result = load_settings(**{**PRODUCTION, "DEBUG": "flase"})
     assert result.returncode != 0
     assert "DEBUG='flase' is not a boolean" in result.stderr
 
 
-def test_debug_defaults_to_off():
+def test_debug_defaults_to_off() -> None:
     assert values(**{k: v for k, v in PRODUCTION.items() if k != "DEBUG"})["DEBUG"] is False
 
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "ALLOWED_HOSTS"{% if cookiecutter.key_value_store != "none" %}, "REDIS_URL"{% endif %}])
-def test_production_refuses_to_start_without(missing):
+def test_production_refuses_to_start_without(missing: str) -> None:
     result = load_settings(**{k: v for k, v in PRODUCTION.items() if k != missing})
     assert result.returncode != 0
     assert f"{missing} is not set, and DEBUG is off" in result.stderr
 
 
-def test_without_database_url_sqlite_is_used():
+def test_without_database_url_sqlite_is_used() -> None:
     database = values(DEBUG="1")["DATABASE"]
     assert database["ENGINE"] == "django.db.backends.sqlite3"
 
 
-def test_database_url_configures_postgres_with_health_checked_persistent_connections():
+def test_database_url_configures_postgres_with_health_checked_persistent_connections() -> None:
     database = values(**PRODUCTION, DATABASE_URL="postgres://user:secret@db:5432/name")["DATABASE"]
     assert database["ENGINE"] == "django.db.backends.postgresql"
     assert (database["HOST"], database["PORT"], database["NAME"]) == ("db", 5432, "name")
@@ -108,23 +110,23 @@ def test_database_url_configures_postgres_with_health_checked_persistent_connect
     assert database["CONN_MAX_AGE"] > 0
 
 
-def test_allowed_hosts_is_a_comma_separated_list():
+def test_allowed_hosts_is_a_comma_separated_list() -> None:
     hosts = values(**{**PRODUCTION, "ALLOWED_HOSTS": "a.example, b.example"})["ALLOWED_HOSTS"]
     assert hosts == ["a.example", "b.example"]
 
 
-def test_https_redirect_is_on_in_production_and_can_be_turned_off():
+def test_https_redirect_is_on_in_production_and_can_be_turned_off() -> None:
     assert values(**PRODUCTION)["SSL_REDIRECT"] is True
     assert values(**PRODUCTION, SECURE_SSL_REDIRECT="0")["SSL_REDIRECT"] is False
 
 
-def test_hsts_subdomains_and_preload_are_opt_in():
+def test_hsts_subdomains_and_preload_are_opt_in() -> None:
     assert values(**PRODUCTION)["HSTS"][1:] == [False, False]
     opted_in = values(**PRODUCTION, SECURE_HSTS_INCLUDE_SUBDOMAINS="1", SECURE_HSTS_PRELOAD="1")
     assert opted_in["HSTS"][1:] == [True, True]
 
 
-def test_deploy_checks_pass_without_hsts_subdomains_and_preload(tmp_path):
+def test_deploy_checks_pass_without_hsts_subdomains_and_preload(tmp_path: Path) -> None:
     """Off by choice, so `check --deploy` does not warn about them; opted in, nothing to silence."""
     env = {key: value for key, value in os.environ.items() if key not in NAMES}
     # A database the checks can open: allauth's JSON fields make Django's model checks ask SQLite what it supports,
@@ -137,7 +139,7 @@ def test_deploy_checks_pass_without_hsts_subdomains_and_preload(tmp_path):
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-def log_in_development(logger: str, message: str) -> subprocess.CompletedProcess:
+def log_in_development(logger: str, message: str) -> subprocess.CompletedProcess[str]:
     """Log a warning through the development settings' logging, in a fresh interpreter."""
     code = f"import django, logging; django.setup(); logging.getLogger({logger!r}).warning({message!r})"
     result = run_python(code, DEBUG="1")
@@ -145,18 +147,18 @@ def log_in_development(logger: str, message: str) -> subprocess.CompletedProcess
     return result
 
 
-def test_a_django_log_line_is_printed_once_in_development():
+def test_a_django_log_line_is_printed_once_in_development() -> None:
     result = log_in_development("django.request", "only once")
     assert (result.stdout + result.stderr).count("only once") == 1, result.stdout + result.stderr
 
 
-def test_logs_go_to_stdout():
+def test_logs_go_to_stdout() -> None:
     result = log_in_development("probe", "to stdout")
     assert "WARNING probe to stdout" in result.stdout
     assert "to stdout" not in result.stderr
 
 
-def limits(**environ: str) -> subprocess.CompletedProcess:
+def limits(**environ: str) -> subprocess.CompletedProcess[str]:
     code = (
         "from django.conf import settings as s; print(s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds(), "
         "s.PASSWORD_RESET_LIMIT_PER_CLIENT, s.PASSWORD_RESET_LIMIT_PER_ADDRESS, s.PASSWORD_RESET_WINDOW)"
@@ -164,7 +166,7 @@ def limits(**environ: str) -> subprocess.CompletedProcess:
     return run_python(code, **PRODUCTION, **environ)
 
 
-def test_the_sign_in_limits_have_defaults_and_come_from_the_environment():
+def test_the_sign_in_limits_have_defaults_and_come_from_the_environment() -> None:
     assert limits().stdout.split() == ["5", "900.0", "5", "3", "3600"]
     configured = limits(
         LOGIN_FAILURE_LIMIT="10",
@@ -177,18 +179,18 @@ def test_the_sign_in_limits_have_defaults_and_come_from_the_environment():
 
 
 @pytest.mark.parametrize("name, value", [("LOGIN_FAILURE_LIMIT", "0"), ("LOGIN_COOLOFF_SECONDS", "soon")])
-def test_a_sign_in_limit_that_cannot_work_is_refused(name, value):
+def test_a_sign_in_limit_that_cannot_work_is_refused(name: str, value: str) -> None:
     result = limits(**{name: value})
     assert result.returncode != 0 and f"{name}=" in result.stderr
 {%- if cookiecutter.key_value_store == "none" %}
 
 
-def test_without_a_store_the_cache_is_a_database_table_every_worker_shares():
+def test_without_a_store_the_cache_is_a_database_table_every_worker_shares() -> None:
     assert values(**PRODUCTION)["CACHE"] == "django.core.cache.backends.db.DatabaseCache"
 {%- else %}
 
 
-def test_redis_url_makes_redis_the_cache():
+def test_redis_url_makes_redis_the_cache() -> None:
     assert values(**PRODUCTION)["CACHE"] == "django.core.cache.backends.redis.RedisCache"
     assert values(DEBUG="1")["CACHE"] == "django.core.cache.backends.locmem.LocMemCache"
 {%- endif %}
@@ -196,7 +198,7 @@ def test_redis_url_makes_redis_the_cache():
 {%- if cookiecutter.use_celery == "y" %}
 
 
-def beat_schedule(**environ: str) -> dict:
+def beat_schedule(**environ: str) -> dict[str, Any]:
     """The beat schedule's entries: task name and schedule (repr) each."""
     code = (
         "import json; from django.conf import settings as s; print(json.dumps({name: [entry['task'], "
@@ -204,10 +206,11 @@ def beat_schedule(**environ: str) -> dict:
     )
     result = run_python(code, DEBUG="1", **environ)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    found: dict[str, Any] = json.loads(result.stdout)
+    return found
 
 
-def test_beat_clears_expired_sessions_daily_at_three_utc_by_default():
+def test_beat_clears_expired_sessions_daily_at_three_utc_by_default() -> None:
     task, schedule = beat_schedule()["clear-expired-sessions"]
     assert task == "{{ cookiecutter.project_slug }}.tasks.clear_expired_sessions"
     assert schedule == "<crontab: 0 3 * * * (m/h/dM/MY/d)>"
@@ -217,12 +220,12 @@ def test_beat_clears_expired_sessions_daily_at_three_utc_by_default():
     "value, schedule",
     [("*/5 * * * 1-5", "<crontab: */5 * * * 1-5 (m/h/dM/MY/d)>"), ("2", "2"), (" 60 ", "60")],
 )
-def test_the_schedule_comes_from_clear_sessions_schedule(value, schedule):
+def test_the_schedule_comes_from_clear_sessions_schedule(value: str, schedule: str) -> None:
     assert beat_schedule(CLEAR_SESSIONS_SCHEDULE=value)["clear-expired-sessions"][1] == schedule
 
 
 @pytest.mark.parametrize("value", ["daily", "0 3 * *", "61 3 * * *", "0"])
-def test_a_bad_schedule_is_an_error_that_says_what_to_write(value):
+def test_a_bad_schedule_is_an_error_that_says_what_to_write(value: str) -> None:
     result = run_python("import django; django.setup()", DEBUG="1", CLEAR_SESSIONS_SCHEDULE=value)
     assert result.returncode != 0
     assert f"CLEAR_SESSIONS_SCHEDULE={value!r} is neither a cron expression" in result.stderr, result.stderr
@@ -230,7 +233,7 @@ def test_a_bad_schedule_is_an_error_that_says_what_to_write(value):
 {%- if cookiecutter.use_sentry == "y" %}
 
 
-def sentry_client(**environ: str) -> dict:
+def sentry_client(**environ: str) -> dict[str, Any]:
     """Whether the settings started the Sentry SDK, and with which options."""
     code = (
         "import json, django, sentry_sdk; django.setup(); c = sentry_sdk.get_client(); print(json.dumps("
@@ -240,15 +243,16 @@ def sentry_client(**environ: str) -> dict:
     )
     result = run_python(code, **environ)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    found: dict[str, Any] = json.loads(result.stdout)
+    return found
 
 
-def test_without_a_dsn_the_sentry_sdk_is_not_started():
+def test_without_a_dsn_the_sentry_sdk_is_not_started() -> None:
     assert sentry_client(**PRODUCTION)["active"] is False
     assert sentry_client(**PRODUCTION, SENTRY_DSN="  ")["active"] is False
 
 
-def test_a_dsn_starts_sentry_without_personal_data_and_with_the_release():
+def test_a_dsn_starts_sentry_without_personal_data_and_with_the_release() -> None:
     dsn = "https://public@sentry.example.com/1"
     client = sentry_client(**PRODUCTION, SENTRY_DSN=dsn, APP_VERSION="1.4.2")
     expected = {"active": True, "pii": [False, "never", False], "release": "1.4.2", "environment": "production"}

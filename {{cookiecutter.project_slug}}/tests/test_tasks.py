@@ -1,10 +1,12 @@
 import os
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
+from django.test import Client
 from django.utils import timezone
 
 from {{ cookiecutter.project_slug }}.tasks import clear_expired_sessions, count_documents
@@ -14,13 +16,13 @@ from {{ cookiecutter.project_slug }}.tasks import clear_expired_sessions, count_
 
 
 @pytest.mark.django_db
-def test_count_documents_task():
+def test_count_documents_task() -> None:
     result = count_documents.delay()
     assert result.get(timeout=5)["documents"] == 0
 
 
 @pytest.mark.django_db
-def test_staff_queue_a_task_from_the_home_page_and_see_its_result(admin_client):
+def test_staff_queue_a_task_from_the_home_page_and_see_its_result(admin_client: Client) -> None:
     assert 'action="/tasks/"' in admin_client.get("/").text
     response = admin_client.post("/tasks/")
     assert response.status_code == 302
@@ -30,7 +32,9 @@ def test_staff_queue_a_task_from_the_home_page_and_see_its_result(admin_client):
 
 
 @pytest.mark.django_db
-def test_anyone_else_is_sent_to_the_login_and_queues_nothing(client, admin_client, monkeypatch):
+def test_anyone_else_is_sent_to_the_login_and_queues_nothing(
+    client: Client, admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A task that staff queued: its result is not for anyone else to read.
     task_id = admin_client.post("/tasks/")["Location"].rstrip("/").rsplit("/", 1)[1]
     status = client.get(f"/tasks/{task_id}/")
@@ -44,7 +48,7 @@ def test_anyone_else_is_sent_to_the_login_and_queues_nothing(client, admin_clien
 
 
 @pytest.mark.django_db
-def test_the_periodic_task_deletes_expired_sessions_only():
+def test_the_periodic_task_deletes_expired_sessions_only() -> None:
     for expired in (True, True, False):
         session = SessionStore()
         session["visited"] = True
@@ -55,7 +59,7 @@ def test_the_periodic_task_deletes_expired_sessions_only():
     assert Session.objects.count() == 1 and Session.objects.get().expire_date > timezone.now()
 
 
-def test_beat_sends_a_registered_task():
+def test_beat_sends_a_registered_task() -> None:
     """Each entry of the schedule names a task the worker knows, so beat never sends one it cannot run."""
     from config.celery import app
 
@@ -64,7 +68,7 @@ def test_beat_sends_a_registered_task():
         assert entry["task"] in app.tasks, entry
 
 
-def test_the_beat_scheduler_touches_its_heartbeat_on_each_tick(tmp_path, monkeypatch):
+def test_the_beat_scheduler_touches_its_heartbeat_on_each_tick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from config import celery as module
     from config.celery import app
 

@@ -1,27 +1,29 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.test import Client
 
 from users.models import User
+
+from .factories import PASSWORD, UserFactory
 
 {% if cookiecutter.username_type == "email" -%}
 LOGIN = {"email": "ada@example.com"}
 {%- else -%}
 LOGIN = {"username": "ada", "email": "ada@example.com"}
 {%- endif %}
-PASSWORD = "a-Long-password-9"
 
 
-def test_the_project_uses_its_own_user_model():
+def test_the_project_uses_its_own_user_model() -> None:
     assert get_user_model() is User
     assert User._meta.app_label == "users"
     assert User.USERNAME_FIELD == "{{ cookiecutter.username_type }}"
 
 
 @pytest.mark.django_db
-def test_a_user_signs_in_through_the_login_form(client):
+def test_a_user_signs_in_through_the_login_form(client: Client) -> None:
     # The site's login (allauth's), the admin's too: /admin/login/ sends there (tests/test_accounts.py).
-    User.objects.create_user(**LOGIN, password=PASSWORD, is_staff=True)
+    UserFactory.create(**LOGIN, is_staff=True)
     response = client.post(
         "/accounts/login/", {"login": LOGIN[User.USERNAME_FIELD], "password": PASSWORD, "next": "/admin/"}
     )
@@ -32,7 +34,7 @@ def test_a_user_signs_in_through_the_login_form(client):
 
 
 @pytest.mark.django_db
-def test_createsuperuser_makes_an_admin(monkeypatch):
+def test_createsuperuser_makes_an_admin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
     call_command("createsuperuser", "--noinput", *(f"--{field}={value}" for field, value in LOGIN.items()))
     admin = User.objects.get(email="ada@example.com")
@@ -41,7 +43,7 @@ def test_createsuperuser_makes_an_admin(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_the_email_address_is_the_login_and_is_unique():
+def test_the_email_address_is_the_login_and_is_unique() -> None:
     assert "username" not in {field.name for field in User._meta.get_fields()}
     User.objects.create_user(email="ada@Example.COM", password=PASSWORD)
     # The domain is stored lower-case, and a login in another case finds the same user.
@@ -51,11 +53,11 @@ def test_the_email_address_is_the_login_and_is_unique():
 
 
 @pytest.mark.django_db
-def test_an_address_in_another_case_is_the_same_account(admin_client):
+def test_an_address_in_another_case_is_the_same_account(admin_client: Client) -> None:
     from django.db import IntegrityError
 
     # Logins ignore case, so a second account for Ada@example.com would make ada@example.com's login ambiguous.
-    User.objects.create_user(email="ada@example.com", password=PASSWORD)
+    UserFactory.create(email="ada@example.com")
     form = {"email": "Ada@example.com", "usable_password": "true", "password1": PASSWORD, "password2": PASSWORD}
     refused = admin_client.post("/admin/users/user/add/", {**form, "_save": "Save"})
     assert refused.status_code == 200 and "A user with this email address already exists." in refused.text
@@ -74,12 +76,14 @@ LOOK_ALIKES = {
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("first, second", LOOK_ALIKES.values(), ids=LOOK_ALIKES.keys())
-def test_a_look_alike_address_is_one_account(admin_client, client, monkeypatch, first, second):
+def test_a_look_alike_address_is_one_account(
+    admin_client: Client, client: Client, monkeypatch: pytest.MonkeyPatch, first: str, second: str
+) -> None:
     from django.core.exceptions import ValidationError
     from django.core.management import CommandError
     from django.db import IntegrityError, transaction
 
-    ada = User.objects.create_user(email=first, password=PASSWORD, is_staff=True)
+    ada = UserFactory.create(email=first, is_staff=True)
     form = {"email": second, "usable_password": "true", "password1": PASSWORD, "password2": PASSWORD}
     refused = admin_client.post("/admin/users/user/add/", {**form, "_save": "Save"})
     assert refused.status_code == 200, refused.headers
@@ -91,7 +95,7 @@ def test_a_look_alike_address_is_one_account(admin_client, client, monkeypatch, 
         User.objects.create_user(email=second, password=PASSWORD)
     assert list(User.objects.filter(is_superuser=False)) == [ada]
     # Nor can another account change its address to one (what the admin's change form checks).
-    grace = User.objects.create_user(email="grace@example.com", password=PASSWORD)
+    grace = UserFactory.create(email="grace@example.com")
     grace.email = second
     with pytest.raises(ValidationError) as changed:
         grace.full_clean()
@@ -104,8 +108,8 @@ def test_a_look_alike_address_is_one_account(admin_client, client, monkeypatch, 
 
 
 @pytest.mark.django_db
-def test_the_admin_lists_and_adds_users(admin_client):
-    User.objects.create_user(**LOGIN, password=PASSWORD)
+def test_the_admin_lists_and_adds_users(admin_client: Client) -> None:
+    UserFactory.create(**LOGIN)
     listing = admin_client.get("/admin/users/user/")
     assert listing.status_code == 200 and LOGIN[User.USERNAME_FIELD] in listing.text
     form = {

@@ -5,7 +5,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from .models import User
 
 
-class UserCreationForm(auth_forms.AdminUserCreationForm):
+class UserCreationForm(auth_forms.AdminUserCreationForm[User]):
     class Meta(auth_forms.AdminUserCreationForm.Meta):
         model = User
 {%- if cookiecutter.username_type == "email" %}
@@ -13,13 +13,13 @@ class UserCreationForm(auth_forms.AdminUserCreationForm):
 {%- endif %}
 
 
-class UserChangeForm(auth_forms.UserChangeForm):
+class UserChangeForm(auth_forms.UserChangeForm[User]):
     class Meta(auth_forms.UserChangeForm.Meta):
         model = User
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(DjangoUserAdmin[User]):
     form = UserChangeForm
     add_form = UserCreationForm
 {%- if cookiecutter.username_type == "email" %}

@@ -2,9 +2,11 @@
 password-reset limit. Failed logins are counted, and locked out, by django-axes (AXES_* in config/settings.py)."""
 
 import hashlib
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordResetForm
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -14,20 +16,19 @@ from .models import email_key
 {%- endif %}
 
 
-def client_ip(request) -> str:
+def client_ip(request: HttpRequest) -> str:
     """The visitor's address: nginx (or the Ingress) replaces CLIENT_IP_HEADER with it; without one in front
     (development), the connection's. Behind nginx the connection's address is nginx's, the same for everyone."""
     header = settings.CLIENT_IP_HEADER
-    return (header and request.META.get("HTTP_" + header.upper().replace("-", "_"), "").strip()) or request.META.get(
-        "REMOTE_ADDR", ""
-    )
+    forwarded: str = request.META.get("HTTP_" + header.upper().replace("-", "_"), "") if header else ""
+    return forwarded.strip() or str(request.META.get("REMOTE_ADDR", ""))
 
 
-def login_name(request, credentials) -> str:
+def login_name(request: HttpRequest, credentials: dict[str, Any] | None) -> str:
     """The account a login tries, as axes counts it: one count however the name is spelled."""
     credentials = credentials or {}
     # allauth's login (every login, the admin's too) passes the address as `email` and posts the field `login`.
-    name = credentials.get("username") or credentials.get("email") or request.POST.get("login", "")
+    name = str(credentials.get("username") or credentials.get("email") or request.POST.get("login", ""))
 {%- if cookiecutter.username_type == "email" %}
     return email_key(name)  # Sam@, sam@ and ſam@ are one account
 {%- else %}
@@ -51,7 +52,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     """Django's password reset, with a limit per client and per address: past either, a 429 page says so and no
     mail is sent. The address counts whether or not it has an account, so the page tells nothing about it."""
 
-    def form_valid(self, form):
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:
         if not reset_allowed(self.request, form.cleaned_data["email"]):
             return too_many(self.request, "password reset requests", settings.PASSWORD_RESET_WINDOW)
         return super().form_valid(form)
@@ -71,12 +72,14 @@ def reset_allowed(request: HttpRequest, address: str) -> bool:
     ) and within_limit("reset-address", address, settings.PASSWORD_RESET_LIMIT_PER_ADDRESS, window)
 
 
-def too_many(request, what: str, seconds: float) -> HttpResponse:
+def too_many(request: HttpRequest, what: str, seconds: float) -> HttpResponse:
     minutes = max(1, round(seconds / 60))
     context = {"title": "Too many attempts", "what": what, "minutes": minutes}
     return render(request, "users/too_many.html", context, status=429)
 
 
-def login_locked_out(request, response=None, credentials=None) -> HttpResponse:
+def login_locked_out(
+    request: HttpRequest, response: HttpResponse | None = None, credentials: dict[str, Any] | None = None
+) -> HttpResponse:
     """axes' lockout page (AXES_LOCKOUT_CALLABLE): the admin's look, a 429, and when it lifts."""
     return too_many(request, "failed sign-ins", settings.AXES_COOLOFF_TIME.total_seconds())

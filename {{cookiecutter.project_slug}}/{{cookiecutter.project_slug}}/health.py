@@ -13,6 +13,7 @@ and gives up quickly, but it still touches the database: keep it off the public 
 
 import logging
 import os
+from collections.abc import Callable
 {%- if cookiecutter.key_value_store != "none" %}
 from functools import cache
 {%- endif %}
@@ -22,7 +23,7 @@ import redis
 from django.conf import settings
 {% endif -%}
 from django.db import connections
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def check_store() -> str | None:
     return None
 {% endif %}
 
-CHECKS = {
+CHECKS: dict[str, Callable[[], str | None]] = {
     "database": check_database,
 {%- if cookiecutter.key_value_store != "none" %}
     "{{ cookiecutter.key_value_store }}": check_store,
@@ -58,7 +59,7 @@ CHECKS = {
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    results = {}
+    results: dict[str, str] = {}
     for name, check in CHECKS.items():
         try:
             results[name] = check() or "ok"
@@ -76,10 +77,10 @@ PROBES = {"/healthz": healthz, "/healthz/": healthz, "/readyz": readyz, "/readyz
 
 
 class HealthCheckMiddleware:
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         probe = PROBES.get(request.path)
         if probe is not None and request.method in ("GET", "HEAD"):
             return probe(request)
@@ -89,11 +90,11 @@ class HealthCheckMiddleware:
 class VersionHeaderMiddleware:
     """X-App-Version on every response, probes included; no header when APP_VERSION is unset."""
 
-    def __init__(self, get_response):
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self.version = os.environ.get("APP_VERSION", "").strip()
 
-    def __call__(self, request: HttpRequest):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if self.version:
             response["X-App-Version"] = self.version

@@ -1,6 +1,7 @@
 import logging
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.contrib.sessions.models import Session
 from django.core.management import call_command
 
@@ -10,7 +11,7 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True)
-def count_documents(self) -> dict:
+def count_documents(self: Task[[], dict[str, Any]]) -> dict[str, Any]:
     """A small task that touches the database, and says which worker ran it."""
     return {"documents": Document.objects.count(), "worker": self.request.hostname}
 

@@ -38,8 +38,8 @@ def start_task(request: HttpRequest) -> HttpResponse:
 
 @staff_member_required
 def task_status(request: HttpRequest, task_id: str) -> JsonResponse:
-    result = AsyncResult(task_id)
-    payload = {"id": task_id, "state": result.state}
+    result: AsyncResult[object] = AsyncResult(task_id)
+    payload: dict[str, object] = {"id": task_id, "state": result.state}
     if result.successful():
         payload["result"] = result.result
     return JsonResponse(payload)

@@ -8,14 +8,16 @@ if two existing accounts share a key.
 
 from collections import defaultdict
 
+from django.apps.registry import Apps
 from django.db import migrations, models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 import users.models
 
 
-def fill_keys(apps, schema_editor):
+def fill_keys(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     User = apps.get_model("users", "User")
-    accounts = defaultdict(list)
+    accounts: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)
     for pk, email in User.objects.using(schema_editor.connection.alias).values_list("pk", "email"):
         accounts[users.models.email_key(email)].append((pk, email))
     clashes = [found for found in accounts.values() if len(found) > 1]

@@ -15,9 +15,10 @@ import shutil
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 STAGING = ".restoring"
 REPLACED = ".replaced"  # the live files, from swap until finish (or revert)
@@ -26,10 +27,10 @@ REPLACED = ".replaced"  # the live files, from swap until finish (or revert)
 class Command(BaseCommand):
     help = "Stage, swap in, revert, finish or discard the media of a backup being restored (make restore runs it)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("step", choices=["stage", "swap", "revert", "finish", "discard"])
 
-    def handle(self, *args, step: str, **options) -> None:
+    def handle(self, *args: Any, step: str, **options: Any) -> None:
         root = Path(settings.MEDIA_ROOT)
         staging = root / STAGING
         if step == "discard":
