@@ -182,9 +182,9 @@ def interactive(output: Path, typed: list[str], command: list[str] | None = None
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode(errors="replace")).replace("\r", "")
 
 
-# The sixteen questions: name, slug, description, author, email, domain, Python, Django, PostgreSQL,
-# key-value store, Celery, sign-in, Sentry, CI, deployment, license. An empty line takes the default.
-DEFAULTS = [""] * 16
+# The seventeen questions: name, slug, description, author, email, domain, Python, Django, PostgreSQL,
+# key-value store, Celery, sign-in, Sentry, CI, deployment, API, license. An empty line takes the default.
+DEFAULTS = [""] * 17
 
 
 def test_a_refused_interactive_answer_ends_with_the_message_alone(tmp_path):
@@ -228,10 +228,10 @@ def test_every_problem_is_reported_at_once_with_the_command_that_retries_them(tm
 
 
 def test_at_a_terminal_the_typed_answers_are_checked_before_the_choices(tmp_path):
-    """Issue 21.7: a bad name or email is refused right after the six typed answers, not after all sixteen
+    """Issue 21.7: a bad name or email is refused right after the six typed answers, not after all seventeen
     questions; the command printed asks again with the answers given as the defaults (Enter keeps them)."""
     shown = interactive(tmp_path, ['The "Best" Shop', "", "", "Ada", "nope", ""])
-    assert "[6/16]" in shown and "[7/16]" not in shown, shown
+    assert "[6/17]" in shown and "[7/17]" not in shown, shown
     assert "contains a double quote" in shown and "'nope' is not an email address" in shown, shown
     assert list(tmp_path.iterdir()) == []
     command = retry(shown)
@@ -249,7 +249,7 @@ def test_the_celery_question_is_yes_or_no_and_follows_the_store(tmp_path):
     typed = DEFAULTS.copy()
     typed[0], typed[9] = "No Store", "3"  # key_value_store: 3 - none
     shown = interactive(tmp_path, typed)
-    question = shown.split("Celery worker for background tasks?")[1].split("[12/16]")[0]
+    question = shown.split("Celery worker for background tasks?")[1].split("[12/17]")[0]
     assert question.strip() == "y or n (y needs a key-value store) (n):", question  # typed, not numbered
     assert (tmp_path / "no_store" / "manage.py").exists(), shown
     assert files_mentioning(tmp_path / "no_store", "celery") == []
@@ -575,3 +575,28 @@ def test_the_sentry_lock_file_is_the_one_installed(cookies):
     reported = bake(cookies, project_name="Lock Reported", python_version="3.13", django_version="5.2", use_sentry="y")
     assert 'name = "sentry-sdk"' not in (plain / "uv.lock").read_text()
     assert 'name = "sentry-sdk"' in (reported / "uv.lock").read_text()
+
+
+# ---- API (issue 24): api=none leaves no trace; a framework brings its own files and lock, not the other's.
+
+
+def test_without_an_api_nothing_of_it_is_left(cookies):
+    project = bake(cookies, project_name="No Api", deploy_target="compose+kubernetes")
+    pattern = r"allauth|corsheaders|CORS_|rest_framework|spectacular|ninja|API_THROTTLE|/api/|JsonErrors|X-Session-Token"
+    assert files_naming(project, pattern) == []
+    assert not (project / "no_api/migrations/0004_document_owner.py").exists()
+    assert "owner" not in (project / "no_api/models.py").read_text()
+
+
+@pytest.mark.parametrize("api, other", [("drf", "ninja"), ("ninja", "drf")])
+def test_an_api_brings_its_framework_only(cookies, api, other):
+    project = bake(cookies, project_name=f"With Api {api}", api=api, python_version="3.13", django_version="5.2")
+    app = project / f"with_api_{api}"
+    assert (app / f"api/{api}_api.py").is_file() and not (app / f"api/{other}_api.py").exists()
+    assert (app / "migrations/0004_document_owner.py").is_file() and (project / "tests/test_api.py").is_file()
+    lock = (project / "uv.lock").read_text()
+    wanted = {"drf": "djangorestframework", "ninja": "django-ninja"}
+    assert re.search(rf'^name = "{wanted[api]}"$', lock, re.M) and not re.search(rf'^name = "{wanted[other]}"$', lock, re.M)
+    assert re.search(r'^name = "django-allauth"$', lock, re.M) and re.search(r'^name = "django-cors-headers"$', lock, re.M)
+    assert files_naming(project, other if other == "ninja" else r"rest_framework|spectacular") == []
+    assert f"# API ({api})" in (project / "config/settings.py").read_text()

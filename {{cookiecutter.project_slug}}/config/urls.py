@@ -18,6 +18,11 @@ urlpatterns = [
     ),
     path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("admin/", admin.site.urls),
+{%- if cookiecutter.api != "none" %}
+    # API ({{ cookiecutter.api }}): README "The API". allauth's headless login gives scripts and apps their token.
+    path("api/", include("{{ cookiecutter.project_slug }}.api.{{ cookiecutter.api }}_api")),
+    path("_allauth/", include("allauth.headless.urls")),
+{%- endif %}
     path("", include("{{ cookiecutter.project_slug }}.urls")),
 ]
 

@@ -25,7 +25,9 @@ def client_ip(request) -> str:
 
 def login_name(request, credentials) -> str:
     """The account a login tries, as axes counts it: one count however the name is spelled."""
-    name = (credentials or {}).get("username") or request.POST.get("username", "")
+    credentials = credentials or {}
+    # A login that names the account "email" (the API's token login, by address) counts for it too.
+    name = credentials.get("username") or credentials.get("email") or request.POST.get("username", "")
 {%- if cookiecutter.username_type == "email" %}
     return email_key(name)  # Sam@, sam@ and ſam@ are one account
 {%- else %}
