@@ -53,7 +53,8 @@ def lock_file(answers: dict[str, str]) -> Path:
     services = "celery" if answers["use_celery"] == "y" else "store" if answers["key_value_store"] != "none" else "base"
     sentry = "-sentry" if answers["use_sentry"] == "y" else ""
     versions = f"py{answers['python_version']}-django{answers['django_version']}"
-    return PROJECT / ".locks" / f"{versions}-{services}{sentry}.lock"
+    api = "" if answers.get("api", "none") == "none" else f"-{answers['api']}"  # API: its framework's own locks
+    return PROJECT / ".locks" / f"{versions}-{services}{sentry}{api}.lock"
 
 
 def normalized(name: str) -> str:

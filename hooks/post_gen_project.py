@@ -21,6 +21,7 @@ LICENSE = "{{ cookiecutter.open_source_license }}"
 USERNAME_TYPE = "{{ cookiecutter.username_type }}"
 # Frontend: none (one hand-written CSS file) or tailwind (Tailwind CSS and htmx, built on Node).
 FRONTEND = "{{ cookiecutter.frontend }}"
+API = "{{ cookiecutter.api }}"  # none, drf or ninja
 
 # Letters, digits, - and _: nothing a shell, Compose interpolation ($), a .env parser
 # (quotes, #, backslash) or a URL (@ : / ? %) would read specially.
@@ -46,6 +47,10 @@ OPTIONAL_FILES = {
     # Frontend: Tailwind's sources and the npm lock (tailwind), or the hand-written CSS it replaces (none).
     "tailwind": ["frontend"],
     "plain_css": [f"{SLUG}/static"],
+    # API: the app's api/ package, the documents' owner (a migration) and the baked tests; one framework's files each.
+    "api": [f"{SLUG}/api", f"{SLUG}/migrations/0004_document_owner.py", "tests/test_api.py"],
+    "drf": [f"{SLUG}/api/drf_api.py", f"{SLUG}/api/drf_auth.py"],
+    "ninja": [f"{SLUG}/api/ninja_api.py"],
 }
 
 
@@ -187,7 +192,8 @@ def install_lock_file(project: Path) -> None:
     share one: both use redis-py) and Sentry. check_answers.lock_file names the same file."""
     services = "celery" if USE_CELERY else "store" if USE_STORE else "base"
     locks = project / ".locks"
-    chosen = locks / f"py{PYTHON}-django{DJANGO}-{services}{'-sentry' if USE_SENTRY else ''}.lock"
+    api = "" if API == "none" else f"-{API}"  # API: its framework's own locks
+    chosen = locks / f"py{PYTHON}-django{DJANGO}-{services}{'-sentry' if USE_SENTRY else ''}{api}.lock"
     if not chosen.exists():
         sys.exit(f"The template has no lock file {chosen.name}; run scripts/lock.py in the template.")
     # Lock files are copied without rendering (they are large); only the project's name differs.
@@ -213,6 +219,8 @@ def prune(project: Path) -> None:
     if USERNAME_TYPE != "email":
         off.append("email")
     off.append("plain_css" if FRONTEND == "tailwind" else "tailwind")
+    # API: everything of it when none, else the other framework's files.
+    off += ["api", "drf", "ninja"] if API == "none" else ["ninja" if API == "drf" else "drf"]
     for option in off:
         for relative in OPTIONAL_FILES[option]:
             remove(project / relative)

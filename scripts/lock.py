@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Write the uv.lock of every combination the template can bake into {{cookiecutter.project_slug}}/.locks/.
 
-The baked project's dependencies depend on four answers (Python version, Django version, which
-services: none, a key-value store (Valkey and Redis both use redis-py), a store + Celery; and Sentry).
+The baked project's dependencies depend on five answers (Python version, Django version, which
+services: none, a key-value store (Valkey and Redis both use redis-py), a store + Celery; Sentry; and the
+API framework: none, drf or ninja).
 This script bakes each combination without hooks, runs `uv lock` in it, and stores the result; the
 post-gen hook picks the matching one, so baking itself never needs the network.
 Run it after changing any version in cookiecutter.json:
@@ -31,6 +32,8 @@ DJANGOS = ["5.2", "6.1"]
 # Django 5.2 does not support Python 3.15 (the pre-gen hook refuses the pair).
 UNSUPPORTED = {("3.15", "5.2")}
 SENTRY = {"": "n", "-sentry": "y"}
+# API: the framework's locks end -drf or -ninja; none keeps the names above.
+APIS = {"": "none", "-drf": "drf", "-ninja": "ninja"}
 
 
 def main() -> None:
@@ -39,11 +42,11 @@ def main() -> None:
     parser.add_argument("--only", metavar="SUFFIX", help="only the locks whose name ends so, e.g. -sentry.lock")
     options = parser.parse_args()
     LOCKS.mkdir(exist_ok=True)
-    for python, django, services, sentry in itertools.product(PYTHONS, DJANGOS, SERVICES, SENTRY):
+    for python, django, services, sentry, api in itertools.product(PYTHONS, DJANGOS, SERVICES, SENTRY, APIS):
         if (python, django) in UNSUPPORTED:
             continue
         key_value_store, use_celery = SERVICES[services]
-        name = f"py{python}-django{django}-{services}{sentry}.lock"
+        name = f"py{python}-django{django}-{services}{sentry}{api}.lock"
         if options.only and not name.endswith(options.only):
             continue
         with tempfile.TemporaryDirectory() as tmp:
@@ -60,12 +63,14 @@ def main() -> None:
                         "key_value_store": key_value_store,
                         "use_celery": use_celery,
                         "use_sentry": SENTRY[sentry],
+                        "api": APIS[api],
                     },
                 )
             )
             previous = LOCKS / name
             # Keep the pins that still fit: this lock's, or a new Sentry lock starts from its sibling's.
-            start = previous if previous.exists() else LOCKS / name.replace(sentry + ".lock", ".lock")
+            # An API lock starts from the same combination's lock without it.
+            start = previous if previous.exists() else LOCKS / name.replace(sentry + api + ".lock", ".lock")
             if start.exists() and not options.upgrade:
                 shutil.copy(start, project / "uv.lock")
             command = pythons.uv(python, project, "lock", *(["--upgrade"] if options.upgrade else []))

@@ -188,6 +188,7 @@ def combination_id(context: dict[str, str]) -> str:
     parts += ["sentry"] if context.get("use_sentry") == "y" else []
     parts += ["k8s"] if context.get("deploy_target", "compose") != "compose" else []
     parts += ["tailwind"] if context.get("frontend", "none") == "tailwind" else []  # issue 25
+    parts += [f"api-{context['api']}"] if context.get("api", "none") != "none" else []  # API
     return "-".join(parts)
 
 

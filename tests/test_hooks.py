@@ -578,3 +578,28 @@ def test_the_sentry_lock_file_is_the_one_installed(cookies):
     reported = bake(cookies, project_name="Lock Reported", python_version="3.13", django_version="5.2", use_sentry="y")
     assert 'name = "sentry-sdk"' not in (plain / "uv.lock").read_text()
     assert 'name = "sentry-sdk"' in (reported / "uv.lock").read_text()
+
+
+# ---- API (issue 24): api=none leaves no trace; a framework brings its own files and lock, not the other's.
+
+
+def test_without_an_api_nothing_of_it_is_left(cookies):
+    project = bake(cookies, project_name="No Api", deploy_target="compose+kubernetes")
+    pattern = r"allauth|corsheaders|CORS_|rest_framework|spectacular|ninja|API_THROTTLE|/api/|JsonErrors|X-Session-Token"
+    assert files_naming(project, pattern) == []
+    assert not (project / "no_api/migrations/0004_document_owner.py").exists()
+    assert "owner" not in (project / "no_api/models.py").read_text()
+
+
+@pytest.mark.parametrize("api, other", [("drf", "ninja"), ("ninja", "drf")])
+def test_an_api_brings_its_framework_only(cookies, api, other):
+    project = bake(cookies, project_name=f"With Api {api}", api=api, python_version="3.13", django_version="5.2")
+    app = project / f"with_api_{api}"
+    assert (app / f"api/{api}_api.py").is_file() and not (app / f"api/{other}_api.py").exists()
+    assert (app / "migrations/0004_document_owner.py").is_file() and (project / "tests/test_api.py").is_file()
+    lock = (project / "uv.lock").read_text()
+    wanted = {"drf": "djangorestframework", "ninja": "django-ninja"}
+    assert re.search(rf'^name = "{wanted[api]}"$', lock, re.M) and not re.search(rf'^name = "{wanted[other]}"$', lock, re.M)
+    assert re.search(r'^name = "django-allauth"$', lock, re.M) and re.search(r'^name = "django-cors-headers"$', lock, re.M)
+    assert files_naming(project, other if other == "ninja" else r"rest_framework|spectacular") == []
+    assert f"# API ({api})" in (project / "config/settings.py").read_text()

@@ -447,6 +447,93 @@ SECURE_CSP = CONTENT_SECURITY_POLICY_DIRECTIVES
 {%- endif %}
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 
+{% if cookiecutter.api != "none" -%}
+# API ({{ cookiecutter.api }}): /api/ (README "The API"), its OpenAPI 3 schema at /api/schema/ and Swagger UI at /api/docs/.
+# Pages of this site call it with their session cookie (and CSRF). Scripts and apps send a session token in
+# X-Session-Token: allauth's headless login (/_allauth/app/v1/auth/login) gives it, after the second factor when the
+# account has one. No endpoint trades a password alone for a token: a script could skip the second factor with it.
+# allauth core (allauth, allauth.account, their middleware, backend and ACCOUNT_*): the accounts feature owns it;
+# merging, keep theirs and add from here only allauth.headless, HEADLESS_* and what follows them.
+INSTALLED_APPS += ["allauth", "allauth.account", "allauth.headless", "corsheaders"]
+{%- if cookiecutter.api == "drf" %}
+INSTALLED_APPS += ["rest_framework", "drf_spectacular", "drf_spectacular_sidecar"]
+{%- else %}
+INSTALLED_APPS += ["ninja"]  # its Swagger UI's files, served from /static/
+{%- endif %}
+# CORS before CommonMiddleware (it answers preflights); API errors as JSON around everything under it.
+_common = MIDDLEWARE.index("django.middleware.common.CommonMiddleware")
+MIDDLEWARE[_common:_common] = [
+    "corsheaders.middleware.CorsMiddleware",
+    "{{ cookiecutter.project_slug }}.api.errors.JsonErrorsMiddleware",
+]
+MIDDLEWARE.insert(MIDDLEWARE.index("axes.middleware.AxesMiddleware"), "allauth.account.middleware.AccountMiddleware")
+AUTHENTICATION_BACKENDS += ["allauth.account.auth_backends.AuthenticationBackend"]
+{%- if cookiecutter.username_type == "email" %}
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
+{%- else %}
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*"]
+{%- endif %}
+# Accounts are made in the admin until the accounts feature brings sign-up (its adapter replaces this one).
+ACCOUNT_ADAPTER = "{{ cookiecutter.project_slug }}.api.accounts.NoSignupAdapter"
+HEADLESS_CLIENTS = ("app",)  # tokens for scripts and apps; the site's own pages have their session
+HEADLESS_SERVE_SPECIFICATION = False
+# CORS: off unless CORS_ALLOWED_ORIGINS lists the origins (https://app.example.com, comma-separated) whose pages
+# may call the API from a browser; they send the token in X-Session-Token, never the site's cookies.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/(api|_allauth)/"
+CORS_ALLOW_HEADERS = ("accept", "content-type", "x-session-token")
+CORS_ALLOW_CREDENTIALS = False
+
+
+def env_rate(name: str, default: str) -> str:
+    """A throttle rate: a number of requests per sec, min, hour or day ("60/min")."""
+    raw = os.environ.get(name, "").strip() or default
+    number, _, period = raw.partition("/")
+    if not number.isdigit() or int(number) < 1 or period not in {"sec", "min", "hour", "day"}:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a rate: write requests/period, e.g. 60/min or 5000/day.")
+    return raw
+
+
+# Throttling, per client address for anonymous calls and per user for signed-in ones.
+API_THROTTLE_ANON = env_rate("API_THROTTLE_ANON", "60/min")
+API_THROTTLE_USER = env_rate("API_THROTTLE_USER", "1000/min")
+API_PAGE_SIZE = 20
+{%- if cookiecutter.api == "drf" %}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "{{ cookiecutter.project_slug }}.api.drf_auth.SessionTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": API_PAGE_SIZE,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "{{ cookiecutter.project_slug }}.api.drf_auth.AnonThrottle",
+        "{{ cookiecutter.project_slug }}.api.drf_auth.UserThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"anon": API_THROTTLE_ANON, "user": API_THROTTLE_USER},
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": {{ (cookiecutter.project_name ~ " API") | tojson }},
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,  # an upload is binary in requests, a URL in responses
+    # Swagger UI's files from drf-spectacular-sidecar, through /static/: no CDN, and the CSP stays as it is.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "{{ cookiecutter.project_slug }}.api.drf_api.document_api",
+    ],
+}
+{%- endif %}
+
+{% endif -%}
 {% if cookiecutter.use_sentry == "y" -%}
 # Error reports to Sentry (or a Sentry-compatible service), only where SENTRY_DSN is set. No personal data
 # (user ids and emails, IP addresses, cookies) unless you opt in; the release is the image tag (APP_VERSION,

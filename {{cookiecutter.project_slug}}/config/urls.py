@@ -26,6 +26,11 @@ urlpatterns = [
     # Accounts (django-allauth); its reset page with the project's reset limit (one count for both reset pages).
     path("accounts/password/reset/", AccountsPasswordResetView.as_view(), name="account_reset_password"),
     path("accounts/", include("allauth.urls")),
+{%- if cookiecutter.api != "none" %}
+    # API ({{ cookiecutter.api }}): README "The API". allauth's headless login gives scripts and apps their token.
+    path("api/", include("{{ cookiecutter.project_slug }}.api.{{ cookiecutter.api }}_api")),
+    path("_allauth/", include("allauth.headless.urls")),
+{%- endif %}
     path("", include("{{ cookiecutter.project_slug }}.urls")),
 ]
 

@@ -1,3 +1,6 @@
+{% if cookiecutter.api != "none" -%}
+from django.conf import settings
+{% endif -%}
 from django.core.validators import FileExtensionValidator
 from django.db import models
 
@@ -12,6 +15,12 @@ class Document(models.Model):
     title = models.CharField(max_length=200)
     file = models.FileField(upload_to="documents/%Y/%m/", validators=[FileExtensionValidator(ALLOWED_EXTENSIONS)])
     uploaded_at = models.DateTimeField(auto_now_add=True)
+{%- if cookiecutter.api != "none" %}
+    # API: who uploaded it through the API (they may change or delete it, as staff may); empty from the admin.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="documents"
+    )
+{%- endif %}
 
     class Meta:
         ordering = ["-uploaded_at"]
