@@ -18,6 +18,7 @@ import itertools
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cookiecutter.main import cookiecutter
@@ -40,43 +41,47 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--upgrade", action="store_true", help="let uv move every unpinned transitive version")
     parser.add_argument("--only", metavar="SUFFIX", help="only the locks whose name ends so, e.g. -sentry.lock")
+    parser.add_argument("--jobs", type=int, default=4, help="locks resolved at once (default 4)")
     options = parser.parse_args()
     LOCKS.mkdir(exist_ok=True)
-    for python, django, services, sentry, api in itertools.product(PYTHONS, DJANGOS, SERVICES, SENTRY, APIS):
-        if (python, django) in UNSUPPORTED:
-            continue
-        key_value_store, use_celery = SERVICES[services]
-        name = f"py{python}-django{django}-{services}{sentry}{api}.lock"
-        if options.only and not name.endswith(options.only):
-            continue
-        with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
+        # Baking changes the working directory (cookiecutter's own), so bake one at a time; uv then locks in parallel.
+        baked = []
+        for python, django, services, sentry, api in itertools.product(PYTHONS, DJANGOS, SERVICES, SENTRY, APIS):
+            name = f"py{python}-django{django}-{services}{sentry}{api}.lock"
+            if (python, django) in UNSUPPORTED or (options.only and not name.endswith(options.only)):
+                continue
+            key_value_store, use_celery = SERVICES[services]
+            answers = {"python_version": python, "django_version": django, "key_value_store": key_value_store}
+            answers |= {"use_celery": use_celery, "use_sentry": SENTRY[sentry], "api": APIS[api]}
+            output = Path(tmp) / name
             project = Path(
                 cookiecutter(
                     str(TEMPLATE),
                     no_input=True,
                     accept_hooks=False,
-                    output_dir=tmp,
-                    extra_context={
-                        "project_name": "lockproject",
-                        "python_version": python,
-                        "django_version": django,
-                        "key_value_store": key_value_store,
-                        "use_celery": use_celery,
-                        "use_sentry": SENTRY[sentry],
-                        "api": APIS[api],
-                    },
+                    output_dir=str(output),
+                    extra_context={"project_name": "lockproject", **answers},
                 )
             )
+            # Keep the pins that still fit: this lock's, or a new Sentry or API lock starts from its plain sibling's.
             previous = LOCKS / name
-            # Keep the pins that still fit: this lock's, or a new Sentry lock starts from its sibling's.
-            # An API lock starts from the same combination's lock without it.
             start = previous if previous.exists() else LOCKS / name.replace(sentry + api + ".lock", ".lock")
             if start.exists() and not options.upgrade:
                 shutil.copy(start, project / "uv.lock")
+            baked.append((python, project, previous))
+
+        def lock(python: str, project: Path, previous: Path) -> None:
             command = pythons.uv(python, project, "lock", *(["--upgrade"] if options.upgrade else []))
-            subprocess.run(command, cwd=project, check=True)
+            locked = subprocess.run(command, cwd=project, capture_output=True, text=True)
+            if locked.returncode:
+                raise SystemExit(f"uv lock failed for {previous.name}:\n{locked.stderr}")
             shutil.copy(project / "uv.lock", previous)
-            print(f"wrote {previous.relative_to(TEMPLATE)}")
+            print(f"wrote {previous.relative_to(TEMPLATE)}", flush=True)
+
+        with ThreadPoolExecutor(options.jobs) as pool:
+            for done in [pool.submit(lock, *job) for job in baked]:
+                done.result()
 
 
 if __name__ == "__main__":
