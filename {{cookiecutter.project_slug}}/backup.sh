@@ -1,6 +1,7 @@
 #!/bin/sh
-# Backups of the live stack, run by compose.prod.yaml's backup service (the Dockerfile's backup target: the
-# database's own image, so pg_dump matches its major, with age). Each backup is three files in /backups:
+# Backups of the live stack, run by compose.prod.yaml's backup service (the Dockerfile's backup
+# target: the database's own image, so pg_dump matches its major, with age). Each backup is three
+# files in /backups:
 #   db-<UTC time>.dump.age      pg_dump's custom format, encrypted to BACKUP_RECIPIENT (age)
 #   media-<UTC time>.tar.gz.age the media, encrypted the same way
 #   seal-<UTC time>.txt         their SHA-256 sums and an HMAC of them with BACKUP_AUTH_KEY
@@ -35,13 +36,13 @@ ME=backup
 . "$(dirname "$0")/backup-common.sh"
 IDENTITY=/tmp/identity
 SRC=$DIR # where the backup being verified or restored is: $DIR, or $DIR/fetched (resolve)
-# libpq's variables, from the superuser's settings in db.env: pg_dump, and the databases' creation and swap.
-# The restore itself connects as the app's role (restore_db).
+# libpq's variables, from the superuser's settings in db.env: pg_dump, and the databases' creation
+# and swap. The restore itself connects as the app's role (restore_db).
 export PGHOST="${PGHOST:-db}" PGUSER="${PGUSER:-$POSTGRES_USER}" PGPASSWORD="${PGPASSWORD:-$POSTGRES_PASSWORD}"
 export PGDATABASE="${PGDATABASE:-$POSTGRES_DB}"
 
-# Refuses a folder that is not root's: an older version left it to the postgres image's uid, which may be
-# another user's on the host.
+# Refuses a folder that is not root's: an older version left it to the postgres image's uid, which
+# may be another user's on the host.
 own_folder() {
   owner=$(stat -c %u "$DIR")
   [ "$owner" = 0 ] || die "$DIR (BACKUP_PATH on the host) belongs to uid $owner, not root: on the host, run" \
@@ -74,19 +75,20 @@ prune() {
   done
 }
 
-# HMAC-SHA256 of standard input with BACKUP_AUTH_KEY (from the environment: never on a command line).
+# HMAC-SHA256 of standard input with BACKUP_AUTH_KEY (from the environment: never on a command
+# line).
 hmac() { perl -MDigest::SHA=hmac_sha256_hex -e 'local $/; print hmac_sha256_hex(<STDIN>, $ENV{BACKUP_AUTH_KEY})'; }
 
-# The sums a seal records for STAMP, read from the files in FOLDER named PREFIX<file>SUFFIX (the finished
-# names, or the .part ones).
+# The sums a seal records for STAMP, read from the files in FOLDER named PREFIX<file>SUFFIX (the
+# finished names, or the .part ones).
 sums() {
   for file in "db-$1.dump.age" "media-$1.tar.gz.age"; do
     printf '%s  %s\n' "$(sha256sum <"$2/$3$file$4" | cut -d ' ' -f 1)" "$file"
   done
 }
 
-# Encrypted as they are written, under temporary names, and renamed once complete and sealed (the database
-# dump last: it is what makes a backup), so a failed attempt leaves no backup behind.
+# Encrypted as they are written, under temporary names, and renamed once complete and sealed (the
+# database dump last: it is what makes a backup), so a failed attempt leaves no backup behind.
 backup_now() {
   own_folder
   need BACKUP_RECIPIENT BACKUP_AUTH_KEY
@@ -149,8 +151,8 @@ loop() {
   done
 }
 
-# NAME to the backup's time stamp (and SRC, its folder). Anything but a backup's name is refused before it is
-# used anywhere.
+# NAME to the backup's time stamp (and SRC, its folder). Anything but a backup's name is refused
+# before it is used anywhere.
 resolve() {
   name=${1:-latest} SRC=$DIR
   case $name in fetched/*) name=${name#fetched/} SRC=$DIR/fetched ;; esac
@@ -177,8 +179,8 @@ refuse() {
   die "$@"
 }
 
-# The seal: the files are the ones this stack sealed, with this stack's BACKUP_AUTH_KEY. Says which of the
-# three ways a backup fails it, before anything is decrypted.
+# The seal: the files are the ones this stack sealed, with this stack's BACKUP_AUTH_KEY. Says which
+# of the three ways a backup fails it, before anything is decrypted.
 check_seal() {
   need BACKUP_AUTH_KEY
   seal="$SRC/seal-$stamp.txt"
@@ -193,7 +195,8 @@ check_seal() {
       "or swapped since). Refused: nothing was changed"
 }
 
-# The private key, from standard input, into this container's private /tmp (memory) for its few commands.
+# The private key, from standard input, into this container's private /tmp (memory) for its few
+# commands.
 read_identity() {
   cat >"$IDENTITY"
   grep -q '^AGE-SECRET-KEY-1' "$IDENTITY" ||
@@ -213,8 +216,8 @@ decrypt() {
   }
 }
 
-# Reads every byte (pg_restore to /dev/null, tar -t), so a corrupt file or a wrong key is found before
-# anything is stopped or replaced.
+# Reads every byte (pg_restore to /dev/null, tar -t), so a corrupt file or a wrong key is found
+# before anything is stopped or replaced.
 verify() {
   resolve "$1"
   check_seal
@@ -229,9 +232,9 @@ verify() {
   log "db-$stamp.dump.age and media-$stamp.tar.gz.age are sealed by this stack and complete"
 }
 
-# Into a database of its own first, restored by the app's role (no superuser: a dump's functions, triggers and
-# constraints run with that role's rights, never COPY ... TO PROGRAM); the live one is replaced only once the
-# whole restore succeeded.
+# Into a database of its own first, restored by the app's role (no superuser: a dump's functions,
+# triggers and constraints run with that role's rights, never COPY ... TO PROGRAM); the live one is
+# replaced only once the whole restore succeeded.
 restore_db() {
   resolve "$1"
   check_seal

@@ -173,7 +173,7 @@ def edge_stack(ctx: Run) -> None:
         PEBBLE_PORT=str(free_port()),
         EDGE_DOMAIN=ctx.domain,
         COMPOSE_PROJECT_NAME=EDGE_PROJECT,
-        LIVE_FILES=":".join(FILES),  # the Makefile's files for release.sh
+        LIVE_FILES=":".join(FILES),  # the files for ./live (the Makefile's live targets)
     )
     network = f"{EDGE_PROJECT}_public"  # the edge and nginx's network
     project = ctx.project
