@@ -52,6 +52,8 @@ STACKS = {
     "tests/test_login_limits.py": "limits",  # 1.4
     "tests/test_backups.py::TestScheduledBackups": "backup-schedule",  # 0.7
     "tests/test_dev_redis.py": "dev-redis",  # 0.5
+    "tests/test_api.py::TestDrf": "api-drf",  # API: one live stack per framework
+    "tests/test_api.py::TestNinja": "api-ninja",
 }
 
 
