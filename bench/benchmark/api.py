@@ -6,6 +6,7 @@ proxy: the load generator stands in for it), given a user and 40 documents, and 
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.request
 from typing import TYPE_CHECKING
@@ -48,6 +49,7 @@ def framework_stack(ctx: Run, framework: str) -> dict:
     # The load is one user's: far above its throttle, which would answer 429s (the figure is the framework's).
     prod.write_text(prod.read_text() + "API_THROTTLE_USER=100000000/min\nAPI_THROTTLE_ANON=100000000/min\n")
     domain = env_file(prod)["ALLOWED_HOSTS"].split(",")[0]
+    major = re.search(r"^    image: postgres:(\d+)$", (path / "compose.prod.yaml").read_text(), re.M).group(1)
     port = free_port()
     env = clean_env(
         TAG=TAG,
@@ -65,7 +67,8 @@ def framework_stack(ctx: Run, framework: str) -> dict:
             check=False,
             timeout=300,
         )
-        images = [f"{slug}-{image}:{TAG}" for image in ("app", "static", "offsite")]
+        # make build-live's four: the app, static and off-site images at the tag, the backup image of PG_MAJOR.
+        images = [f"{slug}-{image}:{TAG}" for image in ("app", "static", "offsite")] + [f"{slug}-backup:pg{major}"]
         run(["docker", "rmi", "-f", *images], check=False)
 
     ctx.cleanup.add(f"api {framework} stack", down)
