@@ -13,6 +13,7 @@ docs/benchmarks.md.
 
     uv run bench/run.py            # needs Docker Engine with BuildKit + Compose v2, wrk (apt-get install -y wrk)
     uv run bench/run.py --only backups   # backup and restore of a ~300 MB database alone (no wrk needed)
+    uv run bench/run.py --only api       # a list call of each API framework (api=drf, api=ninja) beside the home page
 
 The whole run holds an exclusive flock on /tmp/engine.lock (the Docker engine is shared; --no-lock
 when the caller already holds it). Everything it creates (containers, volumes, images tagged bench-*,

@@ -49,7 +49,7 @@ OPTIONAL_FILES = {
     "plain_css": [f"{SLUG}/static"],
     # API: the app's api/ package, the documents' owner (a migration) and the baked tests; one framework's files each.
     "api": [f"{SLUG}/api", f"{SLUG}/migrations/0004_document_owner.py", "tests/test_api.py"],
-    "drf": [f"{SLUG}/api/drf_api.py", f"{SLUG}/api/drf_auth.py"],
+    "drf": [f"{SLUG}/api/drf_api.py", f"{SLUG}/api/drf_auth.py", f"{SLUG}/templates/{SLUG}/api_docs.html"],
     "ninja": [f"{SLUG}/api/ninja_api.py"],
 }
 

@@ -56,6 +56,8 @@ STACKS = {
     # Issue 25, the frontend option: its live stack, then its development stack (make up, make watch).
     "tests/test_frontend.py::TestTailwindLive": "frontend-live",
     "tests/test_frontend.py::TestTailwindDevelopment": "frontend-dev",
+    "tests/test_api.py::TestDrf": "api-drf",  # API: one live stack per framework
+    "tests/test_api.py::TestNinja": "api-ninja",
 }
 
 

@@ -94,6 +94,15 @@ E2E_VARIANTS = {
     "login-limits": {"key_value_store": "none", "python_version": "3.13", "django_version": "6.1"},
     "k8s-smoke": {"key_value_store": "none", "deploy_target": "compose+kubernetes"},
     "frontend": {"frontend": "tailwind", "key_value_store": "none"},  # test_frontend's live and development stacks
+    # API (tests/test_api.py): one live stack per framework.
+    "api-drf": {"api": "drf", "key_value_store": "none", "use_celery": "n", "django_version": "6.1"},
+    "api-ninja": {
+        "api": "ninja",
+        "key_value_store": "none",
+        "use_celery": "n",
+        "django_version": "5.2",
+        "username_type": "username",
+    },
 }
 
 

@@ -15,9 +15,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import backups, builds, edge, engine, live, project, sizes
+from . import api, backups, builds, edge, engine, live, project, sizes
 from .common import BENCH, DOCS, ROOT, log, run
 from .report import (
+    api_table,
     backups_table,
     chart,
     edge_table,
@@ -25,6 +26,7 @@ from .report import (
     markdown,
     plain,
     table,
+    update_api_doc,
     update_backups_doc,
     update_docs,
     update_edge_doc,
@@ -58,11 +60,11 @@ def main(description: str) -> int:
     parser.add_argument("--keep-log", type=Path, help="copy the build and load log here before clean-up")
     parser.add_argument(
         "--only",
-        choices=["backups", "edge", "frontend"],
-        help="run one part alone: backups (fill the live database, time make backup and make restore), or edge "
-        "(HTTPS through the edge beside nginx alone, and a release), or frontend (both images' cold build and "
-        "rebuilds with frontend=tailwind beside none); its figures replace that part of the "
-        "results and docs/benchmarks.md only",
+        choices=["backups", "edge", "frontend", "api"],
+        help="run one part alone: backups (fill the live database, time make backup and make restore), edge "
+        "(HTTPS through the edge beside nginx alone, and a release), frontend (both images' cold build and "
+        "rebuilds with frontend=tailwind beside none), or api (a list call of each API framework beside the home "
+        "page); its figures replace that part of the results and docs/benchmarks.md only",
     )
     args = parser.parse_args()
     if args.only:
@@ -141,6 +143,7 @@ PARTS = {
     "edge": (edge.edge_stack, edge_table, update_edge_doc),
     # Issue 25: bakes its own two projects (frontend none and tailwind); no build before it.
     "frontend": (builds.frontend_builds, frontend_table, update_frontend_doc),
+    "api": (api.api_stacks, api_table, update_api_doc),
 }
 
 
@@ -149,6 +152,9 @@ def only_part(args: argparse.Namespace, part: str) -> int:
     after baking and building the live images. Their entry in the results file and their table in
     docs/benchmarks.md are replaced; nothing else is."""
     step, part_table, update_doc = PARTS[part]
+    if part == "api" and not shutil.which("wrk"):
+        print("bench: wrk is missing: install it with `apt-get install -y wrk` (Debian package wrk)", file=sys.stderr)
+        return 2
     if not shutil.which("docker"):
         print("bench: docker is missing: a Docker CLI with Compose v2 is needed", file=sys.stderr)
         return 2
@@ -159,7 +165,10 @@ def only_part(args: argparse.Namespace, part: str) -> int:
             if part == "frontend":
                 step(ctx)  # sets the builder for machine() itself
             else:
-                build = builds.build_ours(ctx, f"for the {part}")
+                # The api part builds each framework's project itself (make build-live), not the default one.
+                build = (
+                    builds.build_ours(ctx, f"for the {part}") if part != "api" else {"applayer": {"builder": "BuildKit"}}
+                )
                 step(ctx)
                 ctx.results["figures"]["build_cold_s"] = {"ours_detail": build}  # the builder, for machine()
             ctx.results["machine"] = engine.machine(ctx)

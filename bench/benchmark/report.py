@@ -190,6 +190,41 @@ def update_edge_doc(results: dict) -> None:
         update_part_doc(results, "edge", what, edge_table(figures), "<!-- bench:backups:end -->")
 
 
+def api_table(figures: dict) -> str:
+    """The API option: a list call (a page of 20) beside the home page, per framework, through nginx."""
+    frameworks = [name for name in ("drf", "ninja") if name in figures]
+    rows = [
+        ("home page, throughput (req/s)", [fmt(figures[f]["home"]["requests_per_s"], 0) for f in frameworks]),
+        ("home page, p99 latency (ms)", [fmt(figures[f]["home"]["p99_ms"], 2) for f in frameworks]),
+        (
+            "`GET /api/documents/` (20 of 40), throughput (req/s)",
+            [fmt(figures[f]["list"]["requests_per_s"], 0) for f in frameworks],
+        ),
+        (
+            "`GET /api/documents/` (20 of 40), p99 latency (ms)",
+            [fmt(figures[f]["list"]["p99_ms"], 2) for f in frameworks],
+        ),
+    ]
+    names = {"drf": "Django REST framework", "ninja": "Django Ninja"}
+    head = "| figure | " + " | ".join(names[f] for f in frameworks) + " |"
+    lines = [head, "| --- |" + " --- |" * len(frameworks)]
+    return "\n".join(lines + [f"| {name} | " + " | ".join(values) + " |" for name, values in rows])
+
+
+def update_api_doc(results: dict) -> None:
+    if figures := results.get("api"):
+        what = (
+            "each framework's live stack behind a proxy (api=drf / api=ninja, the other answers at their defaults), "
+            f"wrk against nginx: {figures['what']}."
+        )
+        after = (
+            "<!-- bench:edge:end -->"
+            if "<!-- bench:edge:end -->" in (DOCS / "benchmarks.md").read_text()
+            else "<!-- bench:table:end -->"
+        )
+        update_part_doc(results, "api", what, api_table(figures), after)
+
+
 def markdown(rows: list[list[str]]) -> str:
     head = ["figure", "ours", "baseline", "ours ÷ baseline", "goal / note"]
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(["---"] * len(head)) + " |"]

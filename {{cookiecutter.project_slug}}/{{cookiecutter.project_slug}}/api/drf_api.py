@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import QuerySet
 from django.urls import include, path
@@ -19,6 +20,7 @@ from ..models import Document
 from .errors import completed_schema
 
 User = get_user_model()
+NO_NUL = r"^[^\x00]*$"
 
 
 class TextField(serializers.CharField):
@@ -28,6 +30,8 @@ class TextField(serializers.CharField):
         # Kept as sent: the schema's minLength counts spaces, so "  " is a title (the admin's form would refuse it).
         kwargs.setdefault("trim_whitespace", False)
         super().__init__(**kwargs)
+        # REST framework refuses the NUL character (PostgreSQL cannot store it): the schema says so too.
+        self.validators.append(RegexValidator(NO_NUL, "Null characters are not allowed."))
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -149,6 +153,7 @@ def document_api(result: dict[str, Any], generator: Any, request: Any, public: b
     return completed_schema(result, ERROR)
 
 
+DOCS_PAGE = "{{ cookiecutter.project_slug }}/api_docs.html"
 router = routers.SimpleRouter()
 router.register("documents", DocumentViewSet, basename="document")
 
@@ -156,5 +161,6 @@ urlpatterns = [
     path("", include(router.urls)),
     path("me/", ProfileView.as_view(), name="profile"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
+    # Its page without drf-spectacular's inline <style>, which the CSP refuses; its script from a URL of its own.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema", template_name=DOCS_PAGE), name="docs"),
 ]

@@ -52,7 +52,7 @@ def completed_schema(schema: dict[str, Any], error: dict[str, Any]) -> dict[str,
                 # An empty file is refused, as the admin's form does.
                 file = resolved(schema, form["schema"])["properties"]["file"]
                 file["minLength"] = 1
-                # The allowed extensions are the name's (below), not a pattern of the content (drf-spectacular's).
+                # The allowed extensions are the name's (below), not a pattern of the file's content.
                 file.pop("pattern", None)
                 disposition = 'form-data; name="file"; filename="notes.txt"'
                 allowed = ", ".join(ALLOWED_EXTENSIONS)

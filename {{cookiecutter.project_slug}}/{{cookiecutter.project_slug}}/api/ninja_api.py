@@ -17,7 +17,7 @@ from ninja import File, Form, NinjaAPI, Schema, Status, UploadedFile
 from ninja.errors import HttpError
 from ninja.openapi.schema import OpenAPISchema
 from ninja.pagination import PageNumberPagination, paginate
-from ninja.security import django_auth
+from ninja.security import SessionAuth
 from ninja.throttling import AnonRateThrottle, UserRateThrottle
 from pydantic import BaseModel, Field
 
@@ -46,6 +46,16 @@ class SessionToken(XSessionTokenAuth):
 
     openapi_in = "header"
     openapi_name = "X-Session-Token"
+
+
+class SiteSession(SessionAuth):
+    """This site's session cookie, with the CSRF check on changes. A call without the cookie is not checked for
+    CSRF (Ninja would answer "CSRF check Failed"): it is a 401 unless its token is good."""
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            return None
+        return super().__call__(request)
 
 
 class AnonThrottle(AnonRateThrottle):
@@ -85,7 +95,7 @@ api = DocumentsAPI(
     title={{ (cookiecutter.project_name ~ " API") | tojson }},
     version="1",
     # allauth's session token (X-Session-Token, from its headless login), or this site's session with CSRF.
-    auth=[SessionToken(), django_auth],
+    auth=[SessionToken(), SiteSession()],
     throttle=[anon_throttle, UserThrottle(settings.API_THROTTLE_USER)],
     docs_decorator=visitors_throttled,
     urls_namespace="api",
@@ -128,12 +138,16 @@ class Changes(BaseModel):
     list would pass as no change at all)."""
 
 
+# Text without the NUL character, which PostgreSQL cannot store (a 500 otherwise).
+NO_NUL = r"^[^\x00]*$"
+
+
 class DocumentIn(Schema):
-    title: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
 
 
 class DocumentChange(Changes):
-    title: str | None = Field(None, min_length=1, max_length=200)
+    title: str | None = Field(None, min_length=1, max_length=200, pattern=NO_NUL)
 
 
 class ProfileOut(Schema):
@@ -148,8 +162,8 @@ class ProfileOut(Schema):
 
 
 class ProfileChange(Changes):
-    first_name: str | None = Field(None, max_length=150)
-    last_name: str | None = Field(None, max_length=150)
+    first_name: str | None = Field(None, max_length=150, pattern=NO_NUL)
+    last_name: str | None = Field(None, max_length=150, pattern=NO_NUL)
 
 
 def writable(request: HttpRequest, pk: int) -> Document:
