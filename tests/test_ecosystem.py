@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import pythons
 from support import (
     BIN,
     TEMPLATE,
@@ -21,6 +22,7 @@ from support import (
     free_port,
     load_yaml,
     postgres_major,
+    require,
     require_engine,
     run,
     stack_name,
@@ -39,14 +41,23 @@ def git(project: Path, *args: str) -> subprocess.CompletedProcess:
     return run(["git", *args], cwd=project, env=clean_env(**GIT_IDENTITY))
 
 
+def lint_env() -> dict[str, str]:
+    """`make lint`'s environment: the template's own uv first on PATH, as a user's would be, and the Python 3.13
+    of this machine for mypy's hook (uv fetches the project's Python where it can download; this machine cannot,
+    and its python3.13 is a pyenv build uv does not look for)."""
+    interpreter = pythons.host_interpreter("3.13")
+    require(interpreter is not None, "no Python 3.13 on this machine for the mypy hook of make lint")
+    env = clean_env(PRE_COMMIT_HOME=str(Path.home() / ".cache" / "pre-commit"), UV_PYTHON=interpreter)
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    return env
+
+
 def test_make_lint_passes_on_a_fresh_bake_and_pre_commit_refuses_prod_env(cookies):
     """`make lint` right after baking: no git repository yet, nothing installed but uv (the template's own uv
     first on PATH, as a user's would be). The mypy hook runs in the project's locked environment under its Python,
     which uv fetches where the machine lacks it: this one cannot download, so the bake asks for a Python it has."""
     project = bake(cookies, project_name="Hooked", python_version="3.13")
-    env = clean_env(
-        PRE_COMMIT_HOME=str(Path.home() / ".cache" / "pre-commit"), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    )
+    env = lint_env()
     result = run(["make", "lint"], cwd=project, env=env, timeout=900)
     hooks = (
         "ruff check",
@@ -77,9 +88,7 @@ def test_make_lint_fails_and_names_the_files_its_fixers_rewrote(cookies):
     tracked files: it said "Passed" (exit 0) while ruff rewrote a new file. Now each rewritten file is named and the
     run fails; a second run, with nothing left to fix, passes."""
     project = bake(cookies, project_name="Lint Fixes", python_version="3.13")  # a Python here, for mypy's hook
-    env = clean_env(
-        PRE_COMMIT_HOME=str(Path.home() / ".cache" / "pre-commit"), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    )
+    env = lint_env()
     git(project, "init", "-q")
     git(project, "add", "-A")
     git(project, "commit", "-q", "-m", "baked")

@@ -167,7 +167,9 @@ def only_part(args: argparse.Namespace, part: str) -> int:
             else:
                 # The api part builds each framework's project itself (make build-live), not the default one.
                 build = (
-                    builds.build_ours(ctx, f"for the {part}") if part != "api" else {"applayer": {"builder": "BuildKit"}}
+                    builds.build_ours(ctx, f"for the {part}")
+                    if part != "api"
+                    else {"applayer": {"builder": "BuildKit"}}
                 )
                 step(ctx)
                 ctx.results["figures"]["build_cold_s"] = {"ours_detail": build}  # the builder, for machine()

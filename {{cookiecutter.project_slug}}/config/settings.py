@@ -452,9 +452,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 *
 # Pages of this site call it with their session cookie (and CSRF). Scripts and apps send a session token in
 # X-Session-Token: allauth's headless login (/_allauth/app/v1/auth/login) gives it, after the second factor when the
 # account has one. No endpoint trades a password alone for a token: a script could skip the second factor with it.
-# allauth core (allauth, allauth.account, their middleware, backend and ACCOUNT_*): the accounts feature owns it;
-# merging, keep theirs and add from here only allauth.headless, HEADLESS_* and what follows them.
-INSTALLED_APPS += ["allauth", "allauth.account", "allauth.headless", "corsheaders"]
+# allauth itself is set up above (Accounts); the API adds its headless part.
+INSTALLED_APPS += ["allauth.headless", "corsheaders"]
 {%- if cookiecutter.api == "drf" %}
 INSTALLED_APPS += ["rest_framework", "drf_spectacular", "drf_spectacular_sidecar"]
 {%- else %}
@@ -466,18 +465,6 @@ MIDDLEWARE[_common:_common] = [
     "corsheaders.middleware.CorsMiddleware",
     "{{ cookiecutter.project_slug }}.api.errors.JsonErrorsMiddleware",
 ]
-MIDDLEWARE.insert(MIDDLEWARE.index("axes.middleware.AxesMiddleware"), "allauth.account.middleware.AccountMiddleware")
-AUTHENTICATION_BACKENDS += ["allauth.account.auth_backends.AuthenticationBackend"]
-{%- if cookiecutter.username_type == "email" %}
-ACCOUNT_LOGIN_METHODS = {"email"}
-ACCOUNT_USER_MODEL_USERNAME_FIELD = None
-ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*"]
-{%- else %}
-ACCOUNT_LOGIN_METHODS = {"username"}
-ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*"]
-{%- endif %}
-# Accounts are made in the admin until the accounts feature brings sign-up (its adapter replaces this one).
-ACCOUNT_ADAPTER = "{{ cookiecutter.project_slug }}.api.accounts.NoSignupAdapter"
 HEADLESS_CLIENTS = ("app",)  # tokens for scripts and apps; the site's own pages have their session
 HEADLESS_SERVE_SPECIFICATION = False
 # CORS: off unless CORS_ALLOWED_ORIGINS lists the origins (https://app.example.com, comma-separated) whose pages
