@@ -360,7 +360,7 @@ if not SITE_URL and not DEBUG:
 # one count for the admin's reset page and allauth's (users.accounts.PasswordResetView), so allauth's is off.
 ACCOUNT_RATE_LIMITS = {
     "login_failed": f"{AXES_FAILURE_LIMIT}/{AXES_COOLOFF_TIME.total_seconds():.0f}s/key",
-    "reset_password": None,
+    "reset_password": None,  # nosec B105: a rate limit named "password", off (no password here)
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 MFA_PASSKEY_LOGIN_ENABLED = True  # "Sign in with a passkey" on the login page, no password
