@@ -9,7 +9,7 @@ from users.accounts import PasswordResetView as AccountsPasswordResetView
 from users.limits import PasswordResetView
 
 # Accounts: the admin signs in through allauth's login (MFA, the rate limits), never a login of its own.
-admin.site.login = secure_admin_login(admin.site.login)
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
     # Password reset by email, with the admin's look; its login page links here ("Forgotten your password?").

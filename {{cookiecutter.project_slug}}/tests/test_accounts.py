@@ -8,20 +8,30 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, generate_totp_secret, hotp_value
-from django.contrib.auth import get_user_model
+
 from django.core.cache import cache
+from django.core.mail import EmailMessage
 from django.core.management import call_command
 from django.test import Client
+from pytest_django import Settings
+
+from users.models import User
 
 from .test_settings import NAMES, PRODUCTION, PROJECT
 
-User = get_user_model()
+if TYPE_CHECKING:
+    # What the test client returns (django-stubs' name): a response with .text, .json(), .context and the like.
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
+
+
 PASSWORD = "a-Long-password-9"
 ADDRESS = "ada@example.com"
 {%- if cookiecutter.username_type == "email" %}
@@ -45,7 +55,7 @@ FIELDS = [
 ]
 
 
-def load_settings(**environ: str) -> subprocess.CompletedProcess:
+def load_settings(**environ: str) -> subprocess.CompletedProcess[str]:
     """config.settings in a fresh interpreter with these variables (none of the accounts' own from outside)."""
     code = "import json; from django.conf import settings as s; "
     code += f"print(json.dumps(dict((n, getattr(s, n)) for n in {FIELDS!r})))"
@@ -55,14 +65,14 @@ def load_settings(**environ: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], cwd=PROJECT, env=env, capture_output=True, text=True)
 
 
-def values(**environ: str) -> dict:
+def values(**environ: str) -> dict[str, Any]:
     result = load_settings(**environ)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
 @pytest.fixture(autouse=True)
-def fresh_counts(request: pytest.FixtureRequest):
+def fresh_counts(request: pytest.FixtureRequest) -> Iterator[None]:
     """allauth's rate limits and used TOTP codes live in the cache (a database table without a store)."""
     if request.node.get_closest_marker("django_db"):
         request.getfixturevalue("db")
@@ -70,7 +80,7 @@ def fresh_counts(request: pytest.FixtureRequest):
     yield
 
 
-def make_user(verified: bool = True, **extra: object):
+def make_user(verified: bool = True, **extra: Any) -> User:
     names = {"email": ADDRESS} if User.USERNAME_FIELD == "email" else {"username": LOGIN, "email": ADDRESS}
     user = User.objects.create_user(**names, password=PASSWORD, **extra)
     # A superuser has a verified address already (users/accounts.py); everyone else gets the one asked for.
@@ -82,14 +92,14 @@ def code(secret: str) -> str:
     return format_hotp_value(hotp_value(secret, int(time.time()) // 30))
 
 
-def with_totp(user) -> str:
+def with_totp(user: User) -> str:
     secret = generate_totp_secret()
     TOTP.activate(user, secret)
     RecoveryCodes.activate(user)
     return secret
 
 
-def log_in(client: Client, login: str = LOGIN, password: str = PASSWORD, **extra: str):
+def log_in(client: Client, login: str = LOGIN, password: str = PASSWORD, **extra: str) -> Response:
     return client.post("/accounts/login/", {"login": login, "password": password, **extra})
 
 
@@ -98,12 +108,12 @@ def reauthenticate(client: Client) -> None:
     assert client.post("/accounts/reauthenticate/", {"password": PASSWORD}).status_code == 302
 
 
-def test_production_requires_a_verified_address_and_development_does_not():
+def test_production_requires_a_verified_address_and_development_does_not() -> None:
     assert values(**PRODUCTION)["ACCOUNT_EMAIL_VERIFICATION"] == "mandatory"
     assert values(DEBUG="1")["ACCOUNT_EMAIL_VERIFICATION"] == "optional"
 
 
-def test_production_links_use_the_site_domain_over_https_and_staff_need_mfa():
+def test_production_links_use_the_site_domain_over_https_and_staff_need_mfa() -> None:
     found = values(**{**PRODUCTION, "ALLOWED_HOSTS": "shop.example.com,www.shop.example.com"})
     assert found["SITE_URL"] == "https://shop.example.com"
     assert found["STAFF_MFA_REQUIRED"] is True and values(DEBUG="1")["STAFF_MFA_REQUIRED"] is False
@@ -111,7 +121,7 @@ def test_production_links_use_the_site_domain_over_https_and_staff_need_mfa():
     assert found["MFA_PASSKEY_LOGIN_ENABLED"] is True and "webauthn" in found["MFA_SUPPORTED_TYPES"]
 
 
-def test_social_login_is_off_by_default_and_configured_from_the_environment():
+def test_social_login_is_off_by_default_and_configured_from_the_environment() -> None:
     assert values(DEBUG="1")["SOCIALACCOUNT_PROVIDERS"] == {}
     found = values(
         DEBUG="1",
@@ -129,7 +139,7 @@ def test_social_login_is_off_by_default_and_configured_from_the_environment():
     assert unknown.returncode != 0 and "does not provide" in unknown.stderr
 
 
-def test_configured_providers_load_and_show_on_the_login_page():
+def test_configured_providers_load_and_show_on_the_login_page() -> None:
     code = (
         "import django; django.setup(); from django.core.management import call_command; "
         "call_command('migrate', verbosity=0); from django.test import RequestFactory; "
@@ -152,7 +162,9 @@ def test_configured_providers_load_and_show_on_the_login_page():
 
 
 @pytest.mark.django_db
-def test_sign_up_mails_a_link_on_the_site_domain_and_login_waits_for_it(client, settings, mailoutbox):
+def test_sign_up_mails_a_link_on_the_site_domain_and_login_waits_for_it(
+    client: Client, settings: Settings, mailoutbox: list[EmailMessage]
+) -> None:
     settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
     settings.SITE_URL = "https://shop.example.com"
     signed_up = client.post("/accounts/signup/", SIGN_UP)
@@ -169,7 +181,9 @@ def test_sign_up_mails_a_link_on_the_site_domain_and_login_waits_for_it(client, 
 
 
 @pytest.mark.django_db
-def test_signing_up_with_a_taken_address_tells_nothing_and_mails_the_owner(client, settings, mailoutbox):
+def test_signing_up_with_a_taken_address_tells_nothing_and_mails_the_owner(
+    client: Client, settings: Settings, mailoutbox: list[EmailMessage]
+) -> None:
     settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
     make_user()
     again = client.post("/accounts/signup/", {**SIGN_UP, **({"username": "other"} if "username" in SIGN_UP else {})})
@@ -180,7 +194,9 @@ def test_signing_up_with_a_taken_address_tells_nothing_and_mails_the_owner(clien
 {% if cookiecutter.username_type == "email" %}
 
 @pytest.mark.django_db
-def test_every_spelling_of_an_address_signs_in_to_its_verified_account_and_no_mail_goes_out(settings, mailoutbox):
+def test_every_spelling_of_an_address_signs_in_to_its_verified_account_and_no_mail_goes_out(
+    settings: Settings, mailoutbox: list[EmailMessage]
+) -> None:
     settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
     user = User.objects.create_user(email="Sam@example.com", password=PASSWORD)
     EmailAddress.objects.create(user=user, email="sam@example.com", verified=True, primary=True)  # as allauth keeps it
@@ -191,7 +207,9 @@ def test_every_spelling_of_an_address_signs_in_to_its_verified_account_and_no_ma
 {% endif %}
 
 @pytest.mark.django_db
-def test_both_reset_pages_share_one_limit_per_address(client, settings, mailoutbox):
+def test_both_reset_pages_share_one_limit_per_address(
+    client: Client, settings: Settings, mailoutbox: list[EmailMessage]
+) -> None:
     settings.PASSWORD_RESET_LIMIT_PER_ADDRESS = 2
     make_user()
     sent = [
@@ -206,7 +224,7 @@ def test_both_reset_pages_share_one_limit_per_address(client, settings, mailoutb
 
 
 @pytest.mark.django_db
-def test_login_cycles_the_session(client):
+def test_login_cycles_the_session(client: Client) -> None:
     make_user()
     client.get("/accounts/login/")
     session = client.session  # a session the visitor had before logging in
@@ -218,7 +236,7 @@ def test_login_cycles_the_session(client):
 
 
 @pytest.mark.django_db
-def test_login_asks_for_the_code_refuses_and_counts_a_wrong_one_and_takes_a_recovery_code_once(client, settings):
+def test_login_asks_for_the_code_refuses_and_counts_a_wrong_one_and_takes_a_recovery_code_once(client: Client, settings: Settings) -> None:
     settings.AXES_FAILURE_LIMIT = 3  # LOGIN_FAILURE_LIMIT: wrong codes per account, as for passwords
     secret = with_totp(make_user())
     asked = log_in(client)
@@ -243,7 +261,7 @@ def test_login_asks_for_the_code_refuses_and_counts_a_wrong_one_and_takes_a_reco
 
 
 @pytest.mark.django_db
-def test_staff_without_mfa_are_sent_to_set_it_up_before_the_admin_opens(client, settings):
+def test_staff_without_mfa_are_sent_to_set_it_up_before_the_admin_opens(client: Client, settings: Settings) -> None:
     settings.STAFF_MFA_REQUIRED = True
     staff = make_user(is_staff=True, is_superuser=True)
     signed_in = log_in(client, next="/admin/")
@@ -260,7 +278,7 @@ def test_staff_without_mfa_are_sent_to_set_it_up_before_the_admin_opens(client, 
 
 
 @pytest.mark.django_db
-def test_the_admin_login_is_the_sites_so_a_second_factor_cannot_be_skipped(client):
+def test_the_admin_login_is_the_sites_so_a_second_factor_cannot_be_skipped(client: Client) -> None:
     with_totp(make_user(is_staff=True, is_superuser=True))
     direct = client.post("/admin/login/", {"username": LOGIN, "password": PASSWORD, "next": "/admin/"})
     assert direct.status_code == 302 and direct.headers["Location"].startswith("/accounts/login/")
@@ -269,7 +287,7 @@ def test_the_admin_login_is_the_sites_so_a_second_factor_cannot_be_skipped(clien
 
 
 @pytest.mark.django_db
-def test_createsuperuser_makes_a_verified_address(monkeypatch):
+def test_createsuperuser_makes_a_verified_address(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
     names = ["--email", ADDRESS] + ([] if User.USERNAME_FIELD == "email" else ["--username", LOGIN])
     call_command("createsuperuser", "--noinput", *names)
@@ -291,7 +309,7 @@ def test_createsuperuser_makes_a_verified_address(monkeypatch):
         "/accounts/2fa/webauthn/add/",
     ],
 )
-def test_account_pages_render_and_run_no_inline_script(client, path):
+def test_account_pages_render_and_run_no_inline_script(client: Client, path: str) -> None:
     make_user()
     log_in(client)
     reauthenticate(client)

@@ -67,7 +67,8 @@ class PasswordResetView(AllauthPasswordResetView):
     def form_valid(self, form: Any) -> HttpResponse:
         if not reset_allowed(self.request, form.cleaned_data["email"]):
             return too_many(self.request, "password reset requests", settings.PASSWORD_RESET_WINDOW)
-        return super().form_valid(form)
+        response: HttpResponse = super().form_valid(form)
+        return response
 
 
 class StaffMFAMiddleware:
