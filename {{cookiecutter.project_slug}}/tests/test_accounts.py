@@ -2,6 +2,8 @@
 staff sent to set one up, the admin behind the same login, social login from the environment. The browser flows
 (passkeys, the pages' scripts under the CSP) are proven on the live stack by the template's tests."""
 
+from __future__ import annotations
+
 import json
 import os
 import re
@@ -16,7 +18,6 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, generate_totp_secret, hotp_value
-
 from django.core.cache import cache
 from django.core.mail import EmailMessage
 from django.core.management import call_command
@@ -30,7 +31,6 @@ from .test_settings import NAMES, PRODUCTION, PROJECT
 if TYPE_CHECKING:
     # What the test client returns (django-stubs' name): a response with .text, .json(), .context and the like.
     from django.test.client import _MonkeyPatchedWSGIResponse as Response
-
 
 PASSWORD = "a-Long-password-9"
 ADDRESS = "ada@example.com"
@@ -68,7 +68,8 @@ def load_settings(**environ: str) -> subprocess.CompletedProcess[str]:
 def values(**environ: str) -> dict[str, Any]:
     result = load_settings(**environ)
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    found: dict[str, Any] = json.loads(result.stdout)
+    return found
 
 
 @pytest.fixture(autouse=True)
@@ -89,11 +90,11 @@ def make_user(verified: bool = True, **extra: Any) -> User:
 
 
 def code(secret: str) -> str:
-    return format_hotp_value(hotp_value(secret, int(time.time()) // 30))
+    return str(format_hotp_value(hotp_value(secret, int(time.time()) // 30)))
 
 
 def with_totp(user: User) -> str:
-    secret = generate_totp_secret()
+    secret: str = generate_totp_secret()
     TOTP.activate(user, secret)
     RecoveryCodes.activate(user)
     return secret
@@ -170,7 +171,7 @@ def test_sign_up_mails_a_link_on_the_site_domain_and_login_waits_for_it(
     signed_up = client.post("/accounts/signup/", SIGN_UP)
     assert signed_up.status_code == 302 and signed_up.headers["Location"] == "/accounts/confirm-email/"
     assert len(mailoutbox) == 1 and mailoutbox[0].to == [ADDRESS]
-    link = re.search(r"https://shop\.example\.com(/accounts/confirm-email/[^/\s]+/)", mailoutbox[0].body)
+    link = re.search(r"https://shop\.example\.com(/accounts/confirm-email/[^/\s]+/)", str(mailoutbox[0].body))
     assert link, mailoutbox[0].body
     client.logout()
     held = log_in(client)  # not yet: the login sends the mail again and waits
@@ -236,7 +237,9 @@ def test_login_cycles_the_session(client: Client) -> None:
 
 
 @pytest.mark.django_db
-def test_login_asks_for_the_code_refuses_and_counts_a_wrong_one_and_takes_a_recovery_code_once(client: Client, settings: Settings) -> None:
+def test_login_asks_for_the_code_refuses_and_counts_a_wrong_one_and_takes_a_recovery_code_once(
+    client: Client, settings: Settings
+) -> None:
     settings.AXES_FAILURE_LIMIT = 3  # LOGIN_FAILURE_LIMIT: wrong codes per account, as for passwords
     secret = with_totp(make_user())
     asked = log_in(client)

@@ -234,7 +234,9 @@ def test_calls_past_the_rates_are_throttled_with_a_429(client: Client, monkeypat
 {%- else %}
     from {{ cookiecutter.project_slug }}.api.ninja_api import api as ninja_api
 
-    for throttle in ninja_api.throttle:
+    throttles = ninja_api.throttle
+    assert isinstance(throttles, list)
+    for throttle in throttles:
         monkeypatch.setattr(throttle, "num_requests", 2)
 {%- endif %}
     visitor = [client.get("/api/schema/", headers={"X-Real-IP": "203.0.113.7"}).status_code for _ in range(3)]

@@ -22,6 +22,7 @@ from ninja.throttling import AnonRateThrottle, UserRateThrottle
 from pydantic import BaseModel, Field
 
 from users.limits import client_ip
+from users.models import User
 
 from ..models import Document
 from .errors import completed_schema
@@ -166,6 +167,13 @@ class ProfileChange(Changes):
     last_name: str | None = Field(None, max_length=150, pattern=NO_NUL)
 
 
+def account(request: HttpRequest) -> User:
+    """The signed-in user of an operation that needs one (the API's auth let the request in)."""
+    if not isinstance(request.user, User):
+        raise HttpError(401, "Authentication credentials were not provided.")
+    return request.user
+
+
 def writable(request: HttpRequest, pk: int) -> Document:
     """The document, if its owner or staff asks: others get a 403."""
     document = get_object_or_404(Document, pk=pk)
@@ -192,8 +200,8 @@ def list_documents(request: HttpRequest) -> Any:
 
 
 @api.post("/documents/", response={201: DocumentOut}, tags=["documents"])
-def create_document(request: HttpRequest, data: Form[DocumentIn], file: File[UploadedFile]) -> Status:
-    return Status(201, saved(Document(title=data.title, file=file, owner=request.user)))
+def create_document(request: HttpRequest, data: Form[DocumentIn], file: File[UploadedFile]) -> Status[Any]:
+    return Status(201, saved(Document(title=data.title, file=file, owner=account(request))))
 
 
 @api.get("/documents/{int:pk}/", response=DocumentOut, tags=["documents"])
@@ -210,7 +218,7 @@ def change_document(request: HttpRequest, pk: int, data: DocumentChange) -> Docu
 
 
 @api.delete("/documents/{int:pk}/", response={204: None}, tags=["documents"])
-def delete_document(request: HttpRequest, pk: int) -> Status:
+def delete_document(request: HttpRequest, pk: int) -> Status[Any]:
     writable(request, pk).delete()
     return Status(204, None)
 
@@ -222,8 +230,8 @@ def profile(request: HttpRequest) -> Any:
 
 @api.patch("/me/", response=ProfileOut, tags=["me"])
 def change_profile(request: HttpRequest, data: ProfileChange) -> Any:
-    user = request.user
-    changes = data.dict(exclude_none=True)
+    user = account(request)
+    changes = data.model_dump(exclude_none=True)
     for name, value in changes.items():
         setattr(user, name, value)
     if changes:
