@@ -587,7 +587,7 @@ def test_without_an_api_nothing_of_it_is_left(cookies):
     project = bake(cookies, project_name="No Api", deploy_target="compose+kubernetes")
     # allauth itself is in every bake (accounts); its headless part comes with an API.
     pattern = (
-        r"allauth\.headless|_allauth|corsheaders|CORS_|rest_framework|spectacular|ninja|API_THROTTLE|/api/|JsonErrors"
+        r"allauth\.headless|/_allauth|corsheaders|CORS_|rest_framework|spectacular|ninja|API_THROTTLE|/api/|JsonErrors"
         r"|X-Session"
     )
     assert files_naming(project, pattern) == []
