@@ -4,6 +4,8 @@ to nginx as a TLS-terminating proxy does). Fixtures live in conftest.py; test fi
 
 from __future__ import annotations
 
+import email
+import email.policy
 import io
 import itertools
 import json
@@ -556,6 +558,50 @@ class Project:
         for file in ("compose.yaml", LIVE):
             self.compose(file, "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
         run(["docker", "rmi", "-f", *self.images.values()], check=False)
+
+
+class MailedProject(Project):
+    """A live stack whose mail goes to an SMTP catcher the test runs beside it (SMTP_CATCHER, reached as `mail`:
+    EMAIL_URL=smtp://mail:1025 in its prod.env). deploy_with_mail() builds and starts both."""
+
+    @property
+    def catcher(self) -> str:
+        return f"{self.slug}-smtp"
+
+    def mails(self, to: str = "") -> list[email.message.EmailMessage]:
+        """The mails the catcher received (for this address, if given): it prints each between two banners."""
+        log = run(["docker", "logs", self.catcher]).stdout
+        found = []
+        for block in re.findall(r"-+ MESSAGE FOLLOWS -+\n(.*?)\n-+ END MESSAGE -+", log, re.S):
+            lines = [line for line in block.splitlines() if not line.startswith(("mail options:", "rcpt options:"))]
+            message = email.message_from_string("\n".join(lines), policy=email.policy.default)
+            if to in str(message["To"]):
+                found.append(message)
+        return found
+
+
+@contextmanager
+def deploy_with_mail(project: MailedProject, scratch: Path) -> Iterator[MailedProject]:
+    """`make build-live` and `make deploy`, then the SMTP catcher on the stack's network; everything removed after."""
+    (scratch / "Dockerfile").write_text(SMTP_CATCHER)
+    started = time.monotonic()
+    try:
+        run(["docker", "build", "-t", f"{project.catcher}:e2e", str(scratch)], timeout=600)
+        project.make("build-live", timeout=1800)
+        project.make("deploy", timeout=TIMEOUT + 300)
+        app = project.inspect(project.container("compose.prod.yaml", "app"))
+        network = next(iter(app["NetworkSettings"]["Networks"]))
+        run(["docker", "rm", "-f", project.catcher], check=False)
+        catcher = ["--name", project.catcher, "--network", network, "--network-alias", "mail", f"{project.catcher}:e2e"]
+        run(["docker", "run", "-d", *catcher])
+        print(f"\n[e2e] {project.slug}: built and deployed in {time.monotonic() - started:.0f}s")
+        yield project
+    finally:
+        print(project.logs("compose.prod.yaml", "app")[-6000:])
+        project.remove()
+        run(["docker", "rm", "-f", project.catcher], check=False)
+        images = [f"{project.slug}-{image}:e2e" for image in ("app", "static", "offsite", "smtp")]
+        run(["docker", "rmi", "-f", *images], check=False)
 
 
 EDGE = ("compose.prod.yaml", "compose.pebble.yaml")

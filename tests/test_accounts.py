@@ -13,8 +13,6 @@ engine and chromium (skipped without them, except under CI where that is a failu
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 import time
 from urllib.parse import urlsplit
@@ -25,16 +23,14 @@ import pytest
 from support import (
     DOMAIN,
     E2E_VARIANTS,
-    SMTP_CATCHER,
-    TIMEOUT,
     Browser,
-    Project,
+    MailedProject,
     answers,
     bake,
     chromium,
+    deploy_with_mail,
     poll,
     require_engine,
-    run,
     stack_name,
 )
 
@@ -45,18 +41,7 @@ SETTINGS = {"LOGIN_FAILURE_LIMIT": "3", "LOGIN_COOLOFF_SECONDS": str(COOL_OFF), 
 USER, STAFF = "ada@example.com", "staff@example.com"
 
 
-class AccountsProject(Project):
-    def mails(self, to: str) -> list[email.message.EmailMessage]:
-        """The mails the SMTP catcher received for this address (it prints each between two banners)."""
-        log = run(["docker", "logs", self.catcher]).stdout
-        found = []
-        for block in re.findall(r"-+ MESSAGE FOLLOWS -+\n(.*?)\n-+ END MESSAGE -+", log, re.S):
-            lines = [line for line in block.splitlines() if not line.startswith(("mail options:", "rcpt options:"))]
-            message = email.message_from_string("\n".join(lines), policy=email.policy.default)
-            if to in str(message["To"]):
-                found.append(message)
-        return found
-
+class AccountsProject(MailedProject):
     @property
     def origin(self) -> str:
         return f"http://localhost:{self.live_port}"
@@ -68,7 +53,6 @@ def stack(cookies_session, tmp_path_factory):
     options = answers(**E2E_VARIANTS["login-limits"])  # no store, Django 6.1: the lightest stack with PostgreSQL
     path = bake(cookies_session, project_name=stack_name("E2E Accounts"), domain_name=DOMAIN, **options)
     project = AccountsProject(path)
-    project.catcher = f"{project.slug}-smtp"
     project.remove()
     settings = path / ".envs/prod.env"
     text = settings.read_text()
@@ -78,26 +62,8 @@ def stack(cookies_session, tmp_path_factory):
     )
     assert f",{project.origin}" in text and ",localhost" in text, text
     settings.write_text(text + "".join(f"{name}={value}\n" for name, value in SETTINGS.items()))
-    build = tmp_path_factory.mktemp("smtp")
-    (build / "Dockerfile").write_text(SMTP_CATCHER)
-    started = time.monotonic()
-    try:
-        run(["docker", "build", "-t", f"{project.catcher}:e2e", str(build)], timeout=600)
-        project.make("build-live", timeout=1800)
-        project.make("deploy", timeout=TIMEOUT + 300)
-        app = project.inspect(project.container("compose.prod.yaml", "app"))
-        network = next(iter(app["NetworkSettings"]["Networks"]))
-        run(["docker", "rm", "-f", project.catcher], check=False)
-        catcher = ["--name", project.catcher, "--network", network, "--network-alias", "mail", f"{project.catcher}:e2e"]
-        run(["docker", "run", "-d", *catcher])
-        print(f"\n[e2e] {project.slug}: built and deployed in {time.monotonic() - started:.0f}s")
+    with deploy_with_mail(project, tmp_path_factory.mktemp("smtp")):
         yield project
-    finally:
-        print(project.logs("compose.prod.yaml", "app")[-6000:])
-        project.remove()
-        run(["docker", "rm", "-f", project.catcher], check=False)
-        images = [f"{project.slug}-{image}:e2e" for image in ("app", "static", "offsite", "smtp")]
-        run(["docker", "rmi", "-f", *images], check=False)
 
 
 def browser(project: AccountsProject, *switches: str):
