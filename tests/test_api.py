@@ -89,9 +89,11 @@ class ApiStack:
             project.make("build-live", timeout=1800)
             project.make("deploy", timeout=TIMEOUT + 300)
             names = {"email": "ada@example.com", project.login_field: project.login}
+            # A verified address, as sign-up gives one after its mail (production asks for it before any login).
             create = (
-                "import os; from users.models import User; "
-                f"User.objects.create_user(**{names!r}, password=os.environ['API_PASSWORD'])"
+                "import os; from allauth.account.models import EmailAddress; from users.models import User; "
+                f"user = User.objects.create_user(**{names!r}, password=os.environ['API_PASSWORD']); "
+                "EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)"
             )
             project.run_once("-e", f"API_PASSWORD={PASSWORD}", "app", "python", "manage.py", "shell", "-c", create)
             print(f"\n[e2e] {project.slug}: built and deployed in {time.monotonic() - started:.0f}s")

@@ -13,16 +13,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-import pythons
 from support import (
     BIN,
     TEMPLATE,
     bake,
     clean_env,
     free_port,
+    lint_env,
     load_yaml,
     postgres_major,
-    require,
     require_engine,
     run,
     stack_name,
@@ -39,17 +38,6 @@ GIT_IDENTITY = {
 
 def git(project: Path, *args: str) -> subprocess.CompletedProcess:
     return run(["git", *args], cwd=project, env=clean_env(**GIT_IDENTITY))
-
-
-def lint_env() -> dict[str, str]:
-    """`make lint`'s environment: the template's own uv first on PATH, as a user's would be, and the Python 3.13
-    of this machine for mypy's hook (uv fetches the project's Python where it can download; this machine cannot,
-    and its python3.13 is a pyenv build uv does not look for)."""
-    interpreter = pythons.host_interpreter("3.13")
-    require(interpreter is not None, "no Python 3.13 on this machine for the mypy hook of make lint")
-    env = clean_env(PRE_COMMIT_HOME=str(Path.home() / ".cache" / "pre-commit"), UV_PYTHON=interpreter)
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    return env
 
 
 def test_make_lint_passes_on_a_fresh_bake_and_pre_commit_refuses_prod_env(cookies):

@@ -18,7 +18,6 @@ import pytest
 import requests
 
 from support import (
-    BIN,
     DOMAIN,
     E2E_VARIANTS,
     LIVE,
@@ -32,6 +31,7 @@ from support import (
     chromium,
     clean_env,
     image_files,
+    lint_env,
     poll,
     require_engine,
     run,
@@ -94,10 +94,8 @@ def test_tailwind_ships_the_lock_unrendered_and_pre_commit_checks_it(cookies):
 def test_make_lint_checks_the_npm_files_and_refuses_a_stale_lock(cookies):
     """pre-commit (make lint, as a user runs it on a fresh bake): package.json and its lock parse and agree; a
     version bumped in package.json alone fails the run, naming the fix."""
-    project = bake(cookies, project_name="Frontend Lint", **OPTIONS)
-    env = clean_env(
-        PRE_COMMIT_HOME=str(Path.home() / ".cache" / "pre-commit"), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    )
+    project = bake(cookies, project_name="Frontend Lint", **{**OPTIONS, "python_version": "3.13"})  # lint_env's Python
+    env = lint_env()
     result = run(["make", "lint"], cwd=project, env=env, timeout=900)
     for hook in ("check json", "frontend/package-lock.json matches frontend/package.json"):
         assert re.search(rf"^{re.escape(hook)}\.+Passed$", result.stdout, re.M), f"{hook}:\n{result.stdout}"

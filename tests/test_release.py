@@ -295,7 +295,7 @@ def fail(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("users", "0002_email_key")]
+    dependencies = [("users", "0003_email_addresses")]
     operations = [migrations.RunPython(fail)]
 """
 # An ASGI server's request for / (argv[1]: the host), made to config.asgi's application: the status, the
