@@ -1,9 +1,11 @@
 """The API (README "The API"): who may call it, what it answers, and its token from allauth's headless login."""
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, generate_totp_secret, hotp_value
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.files.base import ContentFile
@@ -90,6 +92,32 @@ def test_a_token_from_a_login_still_waiting_on_a_stage_opens_nothing(client: Cli
     token = pending.json()["meta"]["session_token"]
     assert api(token).get("/api/me/").status_code == 401
     assert api(token).get("/api/documents/").status_code == 401
+
+
+@pytest.mark.django_db
+def test_with_an_authenticator_the_token_opens_the_api_only_after_its_code(client: Client) -> None:
+    """MFA: the headless login of an account with an authenticator app stops at its code; the token opens nothing
+    until the right code is given, and a wrong one is refused. A script cannot skip the second factor."""
+    ada = make_user("ada")
+    secret: str = generate_totp_secret()
+    TOTP.activate(ada, secret)
+    login = {LOGIN_FIELD: getattr(ada, LOGIN_FIELD), "password": PASSWORD}
+    pending = client.post("/_allauth/app/v1/auth/login", login, content_type="application/json")
+    assert pending.status_code == 401, pending.content
+    stages = [flow["id"] for flow in pending.json()["data"]["flows"] if flow.get("is_pending")]
+    assert stages == ["mfa_authenticate"], pending.content
+    token = pending.json()["meta"]["session_token"]
+    assert api(token).get("/api/me/").status_code == 401
+
+    def authenticate(code: str) -> Any:
+        path, headers = "/_allauth/app/v1/auth/2fa/authenticate", {"X-Session-Token": token}
+        return client.post(path, {"code": code}, content_type="application/json", headers=headers)
+
+    assert authenticate("not-a-code").status_code == 400
+    assert api(token).get("/api/me/").status_code == 401
+    done = authenticate(str(format_hotp_value(hotp_value(secret, int(time.time()) // 30))))
+    assert done.status_code == 200, done.content
+    assert api(done.json()["meta"]["session_token"]).get("/api/me/").status_code == 200
 
 
 @pytest.mark.django_db
