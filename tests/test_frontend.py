@@ -272,13 +272,32 @@ class TestTailwindLive:
             style = page.evaluate(
                 """() => {
                     const css = (selector) => getComputedStyle(document.querySelector(selector));
-                    return {body: css('body').backgroundColor, h1: css('h1').fontSize,
-                            weight: css('h1').fontWeight, link: css('nav a').borderTopLeftRadius};
+                    return {body: css('body').backgroundColor, h1: css('h1').fontSize, weight: css('h1').fontWeight,
+                            link: css('nav[aria-label="Document pages"] a').borderTopLeftRadius};
                 }"""
             )
             # Tailwind v4's palette is OKLCH (bg-slate-50); text-3xl is 1.875rem; `rounded` 0.25rem.
             assert style["body"].startswith("oklch(0.984"), style
             assert style == {**style, "h1": "30px", "weight": "700", "link": "4px"}, style
+            assert page.csp_violations == [], page.csp_violations
+
+    def test_6_the_account_pages_wear_the_sites_css(self, frontend_live):
+        """allauth's pages (its templates in base.html) take the built CSS: the home page links to them, and the
+        login form's fields and button are styled, with no CSP violation."""
+        with self.browser(frontend_live) as page:
+            page.goto(f"http://{DOMAIN}:{frontend_live.live_port}/")
+            page.click('nav[aria-label="Account"] >> text=Sign in')
+            page.wait_for_load_state("networkidle")
+            assert page.url.split("?")[0].endswith("/accounts/login/"), page.url
+            style = page.evaluate(
+                """() => {
+                    const css = (selector) => getComputedStyle(document.querySelector(selector));
+                    return {body: css('body').backgroundColor, field: css('main input[type="password"]').borderTopWidth,
+                            button: css('main button[type="submit"]').backgroundColor};
+                }"""
+            )
+            assert style["body"].startswith("oklch(0.984") and style["field"] == "1px", style
+            assert style["button"].startswith("oklch(0.432"), style  # bg-emerald-800
             assert page.csp_violations == [], page.csp_violations
 
 
