@@ -50,7 +50,7 @@ STACKS = {
     "tests/test_edge.py::TestEdge": "edge",  # 1.5 + 2.3: the edge's tests, then containment's on the same stack
     "tests/test_containment.py": "edge",
     "tests/test_login_limits.py": "limits",  # 1.4
-    "tests/test_accounts.py::TestAccounts": "accounts",  # new: one live stack and an SMTP catcher
+    "tests/test_accounts.py::TestAccounts": "accounts",  # one live stack and an SMTP catcher
     "tests/test_backups.py::TestScheduledBackups": "backup-schedule",  # 0.7
     "tests/test_dev_redis.py": "dev-redis",  # 0.5
     # Issue 25, the frontend option: its live stack, then its development stack (make up, make watch).

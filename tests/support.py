@@ -761,11 +761,22 @@ def signed_in(project, admin: str) -> Browser:
 SECOND_FACTORS: dict[tuple[int, str], dict] = {}
 
 
+def totp_code(factors: dict) -> str:
+    """The authenticator app's code for factors["secret"]: never one of the 30 s step used last (allauth takes a code
+    once), and never one computed in its step's last seconds (stale by the time the server checks it)."""
+    import pyotp
+
+    while int(time.time()) // 30 == factors.get("step") or time.time() % 30 > 25:
+        time.sleep(1)
+    now = time.time()
+    factors["step"] = int(now) // 30
+    return pyotp.TOTP(factors["secret"]).at(now)
+
+
 def sign_in(port: int, login: str, password: str, next_path: str = "/admin/") -> Browser | None:
     """A browser signed in as a user would: allauth's login form, then the second factor (a recovery code) when the
     account has one, or, for staff without one, an authenticator app set up as the site asks (pyotp computes its
     codes). None when the password is refused."""
-    import pyotp
 
     browser = Browser(port)
     answer = browser.post_form(f"/accounts/login/?next={next_path}", {"login": login, "password": password})
@@ -776,11 +787,7 @@ def sign_in(port: int, login: str, password: str, next_path: str = "/admin/") ->
         if factors["codes"]:
             code = factors["codes"].pop(0)
         else:
-            # allauth takes a TOTP code once: a second login within its 30 s waits for the next code.
-            while int(time.time()) // 30 == factors.get("step"):
-                time.sleep(1)
-            factors["step"] = int(time.time()) // 30
-            code = pyotp.TOTP(factors["secret"]).now()
+            code = totp_code(factors)
         answer = browser.post_form("/accounts/2fa/authenticate/", {"code": code})
         assert answer.status_code == 302, f"{login}'s second factor was refused:\n{answer.text[:1000]}"
     assert answer.status_code == 302 and not answer.headers["Location"].startswith("/accounts/confirm-email/"), (
@@ -794,7 +801,7 @@ def sign_in(port: int, login: str, password: str, next_path: str = "/admin/") ->
         page = browser.get("/accounts/2fa/totp/activate/").text
         factors["secret"] = re.search(r'id="authenticator_secret"[^>]*value="([A-Z2-7]+)"', page)[1]
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
-        code = pyotp.TOTP(factors["secret"]).now()
+        code = totp_code(factors)
         activated = browser.post("/accounts/2fa/totp/activate/", {"csrfmiddlewaretoken": token, "code": code})
         assert activated.status_code == 302, activated.text[:1000]
         page = browser.get("/accounts/2fa/recovery-codes/").text
