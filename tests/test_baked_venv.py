@@ -1,4 +1,4 @@
-"""A covering set of the combinations that change the Python side (Python x Django x services x sign-in x
+"""A covering set of the combinations that change the Python side (Python x Django x services x sign-in x API x
 Sentry: every pair of their values in at least one) installs from its lock into a fresh virtualenv, passes its own
 test suite (every test collected runs and passes, none skipped) and Django's deployment checks; with Sentry, the
 settings start the SDK with the integrations the answers ask for. A Python this machine lacks (3.14 and 3.15 here)
@@ -28,20 +28,21 @@ from support import (
 )
 
 # The lock differs between no store, a store, and a store + Celery, each with or without Sentry (Valkey and Redis
-# share it); sign-in by username has its own model and migration. 12 installs instead of the 21 of the product.
+# share it); sign-in by username has its own model and migration; each API its own packages. 13 installs.
 VENV_OPTIONS = {
     "python": PYTHON_VERSIONS,
     "django": DJANGO_VERSIONS,
     "services": ["none", "valkey", "celery-redis"],
     "login": USERNAME_TYPES,
     "sentry": ["n", "y"],
+    "api": ["none", "drf", "ninja"],
 }
 VARIANTS = [tuple(row.values()) for row in covering(VENV_OPTIONS, [{"python": "3.15", "django": "5.2"}])]
 # Every lock the template ships: each check is an offline `uv lock --check`, cheap enough to keep them all.
 LOCKS = [
-    (python, django, services, sentry)
-    for python, django, services, sentry in itertools.product(
-        PYTHON_VERSIONS, DJANGO_VERSIONS, ["none", "valkey", "celery-redis"], ["n", "y"]
+    (python, django, services, sentry, api)
+    for python, django, services, sentry, api in itertools.product(
+        PYTHON_VERSIONS, DJANGO_VERSIONS, ["none", "valkey", "celery-redis"], ["n", "y"], ["none", "drf", "ninja"]
     )
     if supported(python, django)
 ]
@@ -49,17 +50,20 @@ LOCKS = [
 
 @pytest.mark.venv
 @pytest.mark.parametrize(
-    "python, django, services, login, sentry",
+    "python, django, services, login, sentry, api",
     VARIANTS,
-    ids=["-".join(v[:4]) + ("-sentry" if v[4] == "y" else "") for v in VARIANTS],
+    ids=[
+        "-".join(v[:4]) + ("-sentry" if v[4] == "y" else "") + ("" if v[5] == "none" else f"-{v[5]}") for v in VARIANTS
+    ],
 )
-def test_baked_project_installs_and_passes_its_checks(cookies, python, django, services, login, sentry):
+def test_baked_project_installs_and_passes_its_checks(cookies, python, django, services, login, sentry, api):
     project = bake(
         cookies,
         python_version=python,
         django_version=django,
         username_type=login,
         use_sentry=sentry,
+        api=api,
         **SERVICES[services],
     )
     env = clean_env()
@@ -130,12 +134,14 @@ def test_baked_project_installs_and_passes_its_checks(cookies, python, django, s
 
 
 @pytest.mark.parametrize(
-    "python, django, services, sentry",
+    "python, django, services, sentry, api",
     LOCKS,
-    ids=["-".join(v[:3]) + ("-sentry" if v[3] == "y" else "") for v in LOCKS],
+    ids=["-".join(v[:3]) + ("-sentry" if v[3] == "y" else "") + ("" if v[4] == "none" else f"-{v[4]}") for v in LOCKS],
 )
-def test_every_shipped_lock_matches_its_pyproject(cookies, python, django, services, sentry):
+def test_every_shipped_lock_matches_its_pyproject(cookies, python, django, services, sentry, api):
     """Every lock the template ships is the one `uv sync --locked` accepts for its answers, checked offline."""
-    project = bake(cookies, python_version=python, django_version=django, use_sentry=sentry, **SERVICES[services])
+    project = bake(
+        cookies, python_version=python, django_version=django, use_sentry=sentry, api=api, **SERVICES[services]
+    )
     run(pythons.uv(python, project, "lock", "--check", "--offline"), cwd=project, env=clean_env(), timeout=300)
     assert ('name = "sentry-sdk"' in (project / "uv.lock").read_text()) == (sentry == "y")

@@ -148,8 +148,26 @@ ERROR = {
 }
 
 
+BLANK = {"type": "string", "maxLength": 0}
+
+
+def blank_allowed_as_any_of(part: Any) -> None:
+    """drf-spectacular writes a blank-allowed text field with a pattern as oneOf [the pattern, ""]; "" matches both
+    (the pattern accepts it), which oneOf forbids, so a client validating a 200 with first_name "" fails. anyOf says
+    what the field takes."""
+    if isinstance(part, dict):
+        if BLANK in part.get("oneOf", []):
+            part["anyOf"] = part.pop("oneOf")
+        for value in part.values():
+            blank_allowed_as_any_of(value)
+    elif isinstance(part, list):
+        for value in part:
+            blank_allowed_as_any_of(value)
+
+
 def document_api(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular's postprocessing hook: what the schema cannot say otherwise (completed_schema)."""
+    blank_allowed_as_any_of(result)
     return completed_schema(result, ERROR)
 
 
