@@ -36,7 +36,7 @@ PASSWORD = "e2e-Password-1"
 # Each stack's fuzzing stays within about two minutes on a busy two-core machine: at most this many examples per
 # operation and phase, and a time budget over all of them.
 EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "20"))
-FUZZ_SECONDS = 100
+FUZZ_SECONDS = int(os.environ.get("API_FUZZ_SECONDS", "100"))  # deeper: API_FUZZ_EXAMPLES=500 API_FUZZ_SECONDS=900
 # Over multipart/form-data every value is text: the fuzzer's "integer" or "null" title for an upload arrives as the
 # text "-439042" or "", which it counts as schema-invalid input accepted. The upload's other checks stay on.
 FUZZ_CONFIG = """
