@@ -52,8 +52,14 @@ OPTIONAL_FILES = {
     "api": [f"{SLUG}/api", f"{SLUG}/migrations/0004_document_owner.py", "tests/test_api.py"],
     "drf": [f"{SLUG}/api/drf_api.py", f"{SLUG}/api/drf_auth.py", f"{SLUG}/templates/{SLUG}/api_docs.html"],
     "ninja": [f"{SLUG}/api/ninja_api.py"],
-    # Media in object storage (media_storage=s3): the bucket's storage class and its tests.
+    # Media in object storage (media_storage=s3): the bucket's storage class and its tests; or, with local media,
+    # what only a media volume needs: restoring it from a backup (and its tests), and its Kubernetes claim.
     "s3": [f"{SLUG}/storage.py", "tests/test_storage.py"],
+    "local_media": [
+        f"{SLUG}/management/commands/restore_media.py",
+        "tests/test_restore_media.py",
+        "k8s/base/media-pvc.yaml",
+    ],
 }
 
 
@@ -225,7 +231,7 @@ def prune(project: Path) -> None:
     off.append("plain_css" if FRONTEND == "tailwind" else "tailwind")
     # API: everything of it when none, else the other framework's files.
     off += ["api", "drf", "ninja"] if API == "none" else ["ninja" if API == "drf" else "drf"]
-    off += [] if MEDIA_STORAGE == "s3" else ["s3"]  # media_storage
+    off.append("local_media" if MEDIA_STORAGE == "s3" else "s3")  # media_storage
     for option in off:
         for relative in OPTIONAL_FILES[option]:
             remove(project / relative)
