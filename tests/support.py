@@ -575,7 +575,9 @@ class Project:
 
     def remove(self) -> None:
         for file in ("compose.yaml", LIVE):
-            self.compose(file, "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
+            # Every profile: a service a profile leaves out (offsite, when off-site copies are off) is no orphan.
+            down = ("--profile", "*", "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5")
+            self.compose(file, *down, check=False)
         run(["docker", "rmi", "-f", *self.images.values()], check=False)
 
 
@@ -658,7 +660,7 @@ class EdgeProject(Project):
         self.edge("up", "-d", "--wait", "--wait-timeout", str(TIMEOUT), timeout=TIMEOUT + 60)
 
     def remove(self) -> None:
-        self.edge("down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
+        self.edge("--profile", "*", "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
         super().remove()
 
     def app_log_address(self, marker: str) -> str:

@@ -589,6 +589,9 @@ class Storage:
         (context / "Dockerfile").write_text(MOTO_DOCKERFILE)
         run(["docker", "build", "-t", MOTO_IMAGE, str(context)], timeout=900)
         run(["docker", "rm", "-f", self.name], check=False)
+        # Off-site copies are still off (an optional service, its profile off): its network made as turning them on
+        # would make it.
+        self.project.live("--profile", "offsite", "up", "--no-start", "offsite")
         run(
             ["docker", "run", "-d", "--name", self.name, "--network", self.network]
             + ["-e", "INITIAL_NO_AUTH_ACTION_COUNT=3", MOTO_IMAGE]
@@ -710,9 +713,11 @@ class TestOffsite:
 
         # The host loses everything: the backups folder and every volume.
         storage.leave_network()
-        project.live("down", "-v", "--timeout", "5")
+        # Every profile: offsite's too (a plain down leaves a service its profile left out running).
+        project.live("--profile", "*", "down", "-v", "--timeout", "5")
         run(["rm", "-rf", str(project.path / "backups")])
-        project.live("up", "--no-start")  # the stack's network again, for the storage to join
+        # The stack's networks again (offsite's: its profile), for the storage to join.
+        project.live("--profile", "offsite", "up", "--no-start")
         storage.join_network()
         project.make("deploy", timeout=TIMEOUT + 300)
         assert documents(Browser(project.live_port)) == {} and login(project) is None, "the stack should be empty"
