@@ -173,7 +173,8 @@ def live(project):
     print(f"\n[e2e] {project.slug}: live stack migrated and healthy in {time.monotonic() - started:.0f}s")
     yield Browser(project.live_port)
     print(project.logs("compose.prod.yaml")[-6000:])  # shown by pytest when a test failed
-    project.live("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
+    # Every profile: offsite's network too, when a test ran make backup (its profile off).
+    project.live("--profile", "*", "down", "-v", "--remove-orphans", "--timeout", "5", check=False)
 
 
 @pytest.fixture(scope="class")

@@ -259,10 +259,16 @@ def bake(cookies, **context: str) -> Path:
     return Path(result.project_path)
 
 
+def postgres_settings(project: Path) -> dict[str, str]:
+    """postgres.env, the PostgreSQL major both stacks run (and where its volume is mounted): make and ./live
+    export it for docker compose; a user running docker compose by hand exports it too."""
+    return dict(re.findall(r"(?m)^(POSTGRES_[A-Z_]+)=(.*)$", (project / "postgres.env").read_text()))
+
+
 def postgres_major(project: Path) -> str:
-    """The PostgreSQL major a baked project's live stack runs (compose.prod.yaml's database image): the tag of
-    the backup image make build-live builds (<slug>-backup:pg<major>)."""
-    return re.search(r"(?m)^    image: postgres:(\d+)$", (project / "compose.prod.yaml").read_text()).group(1)
+    """The PostgreSQL major a baked project's live stack runs (postgres.env): the tag of the backup image make
+    build-live builds (<slug>-backup:pg<major>)."""
+    return postgres_settings(project)["POSTGRES_MAJOR"]
 
 
 # Let's Encrypt's ACME test server, which the edge tests get their certificates from: pinned, the same tag as
@@ -578,7 +584,9 @@ class Project:
 
     def remove(self) -> None:
         for file in ("compose.yaml", LIVE):
-            self.compose(file, "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
+            # Every profile: a service a profile leaves out (offsite, when off-site copies are off) is no orphan.
+            down = ("--profile", "*", "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5")
+            self.compose(file, *down, check=False)
         run(["docker", "rmi", "-f", *self.images.values()], check=False)
 
 
@@ -661,7 +669,7 @@ class EdgeProject(Project):
         self.edge("up", "-d", "--wait", "--wait-timeout", str(TIMEOUT), timeout=TIMEOUT + 60)
 
     def remove(self) -> None:
-        self.edge("down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
+        self.edge("--profile", "*", "down", "-v", "--remove-orphans", "--rmi", "local", "--timeout", "5", check=False)
         super().remove()
 
     def app_log_address(self, marker: str) -> str:
@@ -723,7 +731,9 @@ class BackupProject(Project):
 
     def env(self, file):
         env = super().env(file)
-        return env if env.get("LIVE_PORT") is None else clean_env(**{**env, **self.settings})
+        # postgres.env exported, as its comment says, so docker compose follows make pg-upgrade.
+        settings = {**postgres_settings(self.path), **self.settings}
+        return env if env.get("LIVE_PORT") is None else clean_env(**{**env, **settings})
 
     def backups(self) -> list[str]:
         listing = self.live("exec", "-T", "backup", "ls", "-1A", "/backups").stdout

@@ -227,6 +227,11 @@ def restorable(cookies_session):
         run(["docker", "rmi", "-f", *images], check=False)
 
 
+def stack_files(project) -> dict[str, str]:
+    """What make pg-upgrade may change (postgres.env, the major) and what it must not (the compose files)."""
+    return {name: (project.path / name).read_text() for name in ("compose.prod.yaml", "compose.yaml", "postgres.env")}
+
+
 # What an attacker plants: a dump whose table's CHECK constraint calls a function that runs a program on the
 # database server (COPY ... TO PROGRAM: superusers only). It runs only outside the database it was made in, so
 # making it here runs nothing. Run in the db container; pg_dump's archive on stdout.
@@ -430,11 +435,11 @@ class TestRestore:
     def test_3c_pg_upgrade_refuses_a_leftover_volume_and_rolls_back_a_failed_restore(self, restorable):
         """make pg-upgrade's two ways out: a volume of the target major left by an earlier attempt (refused, nothing
         stopped), and a restore into the new major that fails (here: another key pair's private key), which puts
-        compose.prod.yaml back, removes the new volume and brings PostgreSQL 17 back with its data."""
+        postgres.env back, removes the new volume and brings PostgreSQL 17 back with its data."""
         project = restorable
         browser = login(project)
         before = documents(browser)
-        compose = (project.path / "compose.prod.yaml").read_text()
+        files = stack_files(project)
         app = project.inspect(project.container("compose.prod.yaml", "app"))["State"]["StartedAt"]
         new = project.volume("postgres18_data")
         run(["docker", "volume", "create", new])
@@ -445,7 +450,7 @@ class TestRestore:
         assert refused.returncode != 0, refused.output[-3000:]
         assert f"pg-upgrade: the volume {new} exists already (an earlier attempt?)" in refused.output
         assert f"docker volume rm {new}, and run this again. Nothing was changed" in refused.output
-        assert (project.path / "compose.prod.yaml").read_text() == compose
+        assert stack_files(project) == files
         assert project.inspect(project.container("compose.prod.yaml", "app"))["State"]["StartedAt"] == app
 
         other = project.path.parent / f"{project.slug}-upgrade-identity.txt"
@@ -455,11 +460,11 @@ class TestRestore:
         )
         assert failed.returncode != 0, failed.output[-3000:]
         assert (
-            "pg-upgrade: FAILED: the restore into PostgreSQL 18 failed. Back to PostgreSQL 17 (compose.prod.yaml"
+            "pg-upgrade: FAILED: the restore into PostgreSQL 18 failed. Back to PostgreSQL 17 (postgres.env"
             " restored; its volume was never touched)" in failed.output
         ), failed.output[-3000:]
-        assert (project.path / "compose.prod.yaml").read_text() == compose
-        assert not (project.path / "compose.prod.yaml.pg17").exists()
+        assert stack_files(project) == files
+        assert not (project.path / "postgres.env.pg17").exists()
         assert new not in run(["docker", "volume", "ls", "-q"]).stdout, "the failed attempt's volume should be gone"
         server = project.live("exec", "-T", "db", "psql", "-U", "postgres", "-tAc", "SHOW server_version_num").stdout
         assert server.strip().startswith("17"), server
@@ -514,7 +519,7 @@ class TestRestore:
         """Part 3: make pg-upgrade; bad input first (nothing changes), then 17 to 18 for real."""
         project = restorable
         before = documents(Browser(project.live_port))
-        compose = (project.path / "compose.prod.yaml").read_text()
+        files = stack_files(project)
         for args, message in {
             ("TO=18",): "Nothing was changed. To go ahead: make pg-upgrade TO=18 CONFIRM=yes",
             ("TO=", "CONFIRM=yes"): "usage: make pg-upgrade TO=<major> CONFIRM=yes (the live stack runs PostgreSQL 17)",
@@ -522,7 +527,7 @@ class TestRestore:
         }.items():
             refused = project.make("pg-upgrade", *args, check=False)
             assert refused.returncode != 0 and message in refused.output, refused.output[-3000:]
-        assert (project.path / "compose.prod.yaml").read_text() == compose
+        assert stack_files(project) == files
         assert project.health("compose.prod.yaml", "app") == "healthy"
 
         upgraded = project.make("pg-upgrade", "TO=18", "CONFIRM=yes", timeout=TIMEOUT + 600)
@@ -541,7 +546,9 @@ class TestRestore:
         assert browser and documents(browser) == before
         for service in ("app", "nginx", "backup", "db"):
             assert project.health("compose.prod.yaml", service) == "healthy", service
-        assert "image: postgres:18" in (project.path / "compose.prod.yaml").read_text()
+        # One variable changed, in the committed postgres.env; the compose files were not edited.
+        assert "\nPOSTGRES_MAJOR=18\n" in (project.path / "postgres.env").read_text()
+        assert stack_files(project)["compose.prod.yaml"] == files["compose.prod.yaml"]
         # The app still connects as its own role, which owns what was restored.
         owner = project.live(
             "exec",
@@ -579,6 +586,9 @@ class Storage:
         (context / "Dockerfile").write_text(MOTO_DOCKERFILE)
         run(["docker", "build", "-t", MOTO_IMAGE, str(context)], timeout=900)
         run(["docker", "rm", "-f", self.name], check=False)
+        # Off-site copies are still off (an optional service, its profile off): its network made as turning them on
+        # would make it.
+        self.project.live("--profile", "offsite", "up", "--no-start", "offsite")
         run(
             ["docker", "run", "-d", "--name", self.name, "--network", self.network]
             + ["-e", "INITIAL_NO_AUTH_ACTION_COUNT=3", MOTO_IMAGE]
@@ -700,9 +710,11 @@ class TestOffsite:
 
         # The host loses everything: the backups folder and every volume.
         storage.leave_network()
-        project.live("down", "-v", "--timeout", "5")
+        # Every profile: offsite's too (a plain down leaves a service its profile left out running).
+        project.live("--profile", "*", "down", "-v", "--timeout", "5")
         run(["rm", "-rf", str(project.path / "backups")])
-        project.live("up", "--no-start")  # the stack's network again, for the storage to join
+        # The stack's networks again (offsite's: its profile), for the storage to join.
+        project.live("--profile", "offsite", "up", "--no-start")
         storage.join_network()
         project.make("deploy", timeout=TIMEOUT + 300)
         assert documents(Browser(project.live_port)) == {} and login(project) is None, "the stack should be empty"

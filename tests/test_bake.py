@@ -192,12 +192,16 @@ def test_docker_compose_accepts_the_compose_files(cookies, services):
         assert name == "app" or watched[name]["depends_on"]["app"]["condition"] == "service_started"
     for name in set(watched) - runs_source:
         assert watched[name] == mounted[name], f"the watch override changes {name}"
-    live = compose_config(project, "compose.prod.yaml")["services"]
+    # Off-site copies are optional (issue 27): off, no offsite service at all; ./live turns its profile on when
+    # .envs/offsite.env sets anything. The rest checks the stack with them on.
+    assert "offsite" not in compose_config(project, "compose.prod.yaml")["services"]
+    offsite_on = {"COMPOSE_PROFILES": "offsite"}
+    live = compose_config(project, "compose.prod.yaml", env=offsite_on)["services"]
     published = {name for name, service in live.items() if service.get("ports")}
     assert published == {"edge"}, "only the edge may be published in the live stack"
     assert sorted(port["target"] for port in live["edge"]["ports"]) == [80, 443]
     # Behind a proxy of the user's: no edge, nginx alone published, on loopback unless LIVE_BIND says otherwise.
-    behind = compose_config(project, "compose.prod.yaml", "compose.behind-proxy.yaml")["services"]
+    behind = compose_config(project, "compose.prod.yaml", "compose.behind-proxy.yaml", env=offsite_on)["services"]
     assert "edge" not in behind and set(behind) == set(live) - {"edge"}
     assert {name for name, service in behind.items() if service.get("ports")} == {"nginx"}
     assert [(p["host_ip"], p["published"], p["target"]) for p in behind["nginx"]["ports"]] == [
@@ -398,10 +402,11 @@ def test_the_makefile_switches_the_live_stack_behind_a_proxy_and_refuses_a_bad_s
     assert "files: compose.prod.yaml (BEHIND_PROXY=0)" in edge and "behind-proxy" not in edge
     behind = run(["make", "status-live", "BEHIND_PROXY=1"], cwd=project, env=clean_env(), check=False).stdout
     assert "files: compose.prod.yaml:compose.behind-proxy.yaml (BEHIND_PROXY=1)" in behind
-    # make stop-live removes the edge in either mode (the behind-proxy files leave it out by a profile).
+    # make stop-live removes the edge in either mode (the behind-proxy files leave it out by a profile), and
+    # offsite whether off-site copies are on or off (its own profile): every profile.
     live = (project / "live").read_text()
     stop = live[live.index("\nstop() {") :]
-    assert "docker compose --profile edge down --remove-orphans\n" in stop[: stop.index("\n}\n") + 1]
+    assert "docker compose --profile '*' down --remove-orphans\n" in stop[: stop.index("\n}\n") + 1]
     refused = run(["make", "deploy", "BEHIND_PROXY=yes"], cwd=project, env=clean_env(), check=False)
     assert refused.returncode != 0 and refused.stdout == ""
     assert "BEHIND_PROXY=yes: use 1 (behind your own TLS proxy) or 0 (the edge; the default)" in refused.stderr

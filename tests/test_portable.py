@@ -106,20 +106,21 @@ for arg; do
 done
 exec {sed} "$@"
 """
-# docker for ./live pg-upgrade's first call, the check of the rewritten compose.prod.yaml: keep a copy, refuse it.
+# docker for ./live pg-upgrade's first call, the check of the rewritten postgres.env (which it exports): keep what
+# it read, refuse it.
 DOCKER_KEEPS_THE_REWRITE = """#!/bin/sh
-[ "$1 $2 $4 $5" = "compose -f config -q" ] || {{ echo "docker stub: unexpected $*" >&2; exit 99; }}
-cp "$3" {capture}
+[ "$1 $2 $3" = "compose config -q" ] || {{ echo "docker stub: unexpected $*" >&2; exit 99; }}
+echo "$POSTGRES_MAJOR $POSTGRES_VOLUME_AT" >{capture}
 exit 1
 """
 
 
-def test_pg_upgrade_rewrites_the_compose_file_with_a_bsd_sed(cookies, tmp_path):
+def test_pg_upgrade_rewrites_the_major_with_a_bsd_sed(cookies, tmp_path):
     """make pg-upgrade on a Mac: 17 to 18 moves the volume's mount (/var/lib/postgresql), without GNU sed's -i
-    (before: sed failed and the upgrade stopped there). The docker stub refuses the rewritten file, so the
+    (before: sed failed and the upgrade stopped there). The docker stub refuses the rewritten postgres.env, so the
     script stops before anything else, and must have changed nothing."""
     project = bake(cookies, project_name="Portable Upgrade", postgres_version="17")
-    bin_dir, capture = tmp_path / "bin", tmp_path / "rewritten.yaml"
+    bin_dir, capture = tmp_path / "bin", tmp_path / "rewritten.txt"
     bin_dir.mkdir()
     for name, text in (
         ("sed", BSD_SED.format(sed=shutil.which("sed"))),
@@ -127,15 +128,13 @@ def test_pg_upgrade_rewrites_the_compose_file_with_a_bsd_sed(cookies, tmp_path):
     ):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
-    before = (project / "compose.prod.yaml").read_text()
+    before = {name: (project / name).read_text() for name in ("compose.prod.yaml", "postgres.env")}
     env = clean_env(PATH=f"{bin_dir}:{os.environ['PATH']}")
     result = run(["./live", "pg-upgrade", "TO=18", "CONFIRM=yes"], cwd=project, env=env, check=False)
-    assert result.returncode == 1 and "could not rewrite compose.prod.yaml" in result.stderr, result.stderr
-    rewritten = capture.read_text()
-    assert "    image: postgres:18\n" in rewritten and "postgres17" not in rewritten
-    assert "- postgres18_data:/var/lib/postgresql\n" in rewritten, rewritten
-    assert (project / "compose.prod.yaml").read_text() == before
-    assert sorted(path.name for path in project.glob("compose.prod.yaml*")) == ["compose.prod.yaml"]
+    assert result.returncode == 1 and "could not rewrite postgres.env" in result.stderr, result.stderr
+    assert capture.read_text() == "18 /var/lib/postgresql\n"
+    assert {name: (project / name).read_text() for name in before} == before
+    assert sorted(path.name for path in project.glob("postgres.env*")) == ["postgres.env"]
 
 
 # GNU-only forms (BSD/macOS lack them or spell them differently) in what runs on the host: the Makefile and the

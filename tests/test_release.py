@@ -165,7 +165,9 @@ class ReleaseProject(Project):
         # With the edge's files: behind-proxy (test_5) gives the edge a profile, and down -v would keep its volumes
         # (an old certificate, from another run's pebble, that the next run's edge would serve).
         self.compose_file = COMPOSE_FILE
-        self.live("down", "-v", "--remove-orphans", "--timeout", "5", check=False)
+        # Every profile: make restore and make backups run the offsite service (its profile off), which makes its
+        # network, and a plain down would leave it.
+        self.live("--profile", "*", "down", "-v", "--remove-orphans", "--timeout", "5", check=False)
         run(["docker", "rmi", "-f", *self.tags(), self.images["backup"]], check=False)
 
 

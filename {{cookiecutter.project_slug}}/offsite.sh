@@ -71,7 +71,8 @@ advice() {
         "$SETTINGS (and that they may read and write $S3_BUCKET)"
       ;;
     *NoSuchBucket*)
-      echo "there is no bucket $S3_BUCKET there: create it, or correct S3_BUCKET in $SETTINGS" ;;
+      echo "there is no bucket $S3_BUCKET there: create it, or correct S3_BUCKET in $SETTINGS"
+      ;;
     *"connect"* | *"Connect"* | *"resolve"* | *"Name or service"* | *"timed out"* | \
       *"Invalid endpoint"*)
       echo "could not reach ${AWS_ENDPOINT_URL:-AWS S3}: check AWS_ENDPOINT_URL and" \
@@ -103,7 +104,10 @@ push() {
   }
   last=$(copied)
   todo=$(stamps | awk -v last="$last" 'last == "" ? NR == 1 : $0 > last' | sort)
-  [ -n "$todo" ] || { log "nothing new to copy to $TARGET"; return 0; }
+  [ -n "$todo" ] || {
+    log "nothing new to copy to $TARGET"
+    return 0
+  }
   for stamp in $todo; do
     for file in $(files "$stamp"); do
       if ! aws_ s3 cp --only-show-errors "$DIR/$file" "$TARGET$file"; then

@@ -6,7 +6,6 @@ proxy: the load generator stands in for it), given a user and 40 documents, and 
 from __future__ import annotations
 
 import json
-import re
 import time
 import urllib.request
 from typing import TYPE_CHECKING
@@ -49,7 +48,7 @@ def framework_stack(ctx: Run, framework: str) -> dict:
     # The load is one user's: far above its throttle, which would answer 429s (the figure is the framework's).
     prod.write_text(prod.read_text() + "API_THROTTLE_USER=100000000/min\nAPI_THROTTLE_ANON=100000000/min\n")
     domain = env_file(prod)["ALLOWED_HOSTS"].split(",")[0]
-    major = re.search(r"^    image: postgres:(\d+)$", (path / "compose.prod.yaml").read_text(), re.M).group(1)
+    major = env_file(path / "postgres.env")["POSTGRES_MAJOR"]
     port = free_port()
     env = clean_env(
         TAG=TAG,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from .builds import timed_build
 from .common import IMAGES, MB, STACK_TIMEOUT, TAG, BenchError, clean_env, free_port, log, run
+from .project import env_file
 
 if TYPE_CHECKING:
     from .state import Run
@@ -32,7 +33,7 @@ def build_offsite(ctx: Run) -> None:
     backups, tagged by its major as make build-live does), once per run; no figure of their own."""
     if not getattr(ctx, "offsite_built", False):
         timed_build(ctx.project, IMAGES["offsite"], "--target", "offsite", log_file=ctx.log_file)
-        major = re.search(r"(?m)^    image: postgres:(\d+)$", (ctx.project / "compose.prod.yaml").read_text()).group(1)
+        major = env_file(ctx.project / "postgres.env")["POSTGRES_MAJOR"]
         timed_build(ctx.project, f"{IMAGES['backup']}:pg{major}", "--target", "backup", log_file=ctx.log_file)
         ctx.offsite_built = True
 

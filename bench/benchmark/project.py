@@ -85,12 +85,9 @@ def service_image(compose: Path, service: str) -> str:
     return match.group(1)
 
 
-def postgres_data(compose: Path) -> str:
-    """Where the database service mounts its volume (it moved with PostgreSQL 18)."""
-    match = re.search(r"^\s*- postgres\w*:(/\S+)\s*$", compose.read_text(), re.M)
-    if not match:
-        raise BenchError(f"no postgres volume in {compose}")
-    return match.group(1)
+def postgres_data(project: Path) -> str:
+    """Where the database service mounts its volume (it moved with PostgreSQL 18): postgres.env says."""
+    return env_file(project / "postgres.env")["POSTGRES_VOLUME_AT"]
 
 
 def env_file(path: Path) -> dict[str, str]:
@@ -133,10 +130,10 @@ def bake_project(ctx: Run) -> None:
         "app": from_line(dockerfile, "applayer", ctx.python),
         "static": from_line(dockerfile, "staticlayer", ctx.python),
         "naive": f"python:{ctx.python}",
-        "postgres": service_image(ctx.project / "compose.prod.yaml", "db"),
+        "postgres": f"postgres:{env_file(ctx.project / 'postgres.env')['POSTGRES_MAJOR']}",
         "store": service_image(ctx.project / "compose.prod.yaml", ctx.store),
     }
-    ctx.postgres_data = postgres_data(ctx.project / "compose.prod.yaml")
+    ctx.postgres_data = postgres_data(ctx.project)
     ctx.results["project"] = {
         "slug": ctx.slug,
         "python": ctx.python,
