@@ -58,6 +58,8 @@ STACKS = {
     "tests/test_frontend.py::TestTailwindDevelopment": "frontend-dev",
     "tests/test_api.py::TestDrf": "api-drf",  # API: one live stack per framework
     "tests/test_api.py::TestNinja": "api-ninja",
+    # Issue 26: the live stack on a three-node Docker Swarm of dind containers (its own network and registry).
+    "tests/test_swarm.py::TestSwarm": "swarm",
 }
 
 
