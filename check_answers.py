@@ -32,6 +32,8 @@ CHOICES = {
     "use_sentry": ["n", "y"],
     "ci": ["github", "gitlab", "none"],
     "deploy_target": ["compose", "compose+kubernetes"],
+    # Media in object storage (issue 26): uploads on a volume (local) or in an S3-compatible bucket.
+    "media_storage": ["local", "s3"],
 }
 # Names the baked project imports or uses as a top-level folder: a package with one of these
 # names would shadow it (import django -> your app).
@@ -54,7 +56,8 @@ def lock_file(answers: dict[str, str]) -> Path:
     sentry = "-sentry" if answers["use_sentry"] == "y" else ""
     versions = f"py{answers['python_version']}-django{answers['django_version']}"
     api = "" if answers.get("api", "none") == "none" else f"-{answers['api']}"  # API: its framework's own locks
-    return PROJECT / ".locks" / f"{versions}-{services}{sentry}{api}.lock"
+    s3 = "-s3" if answers.get("media_storage", "local") == "s3" else ""  # media_storage=s3: django-storages, boto3
+    return PROJECT / ".locks" / f"{versions}-{services}{sentry}{api}{s3}.lock"
 
 
 def normalized(name: str) -> str:

@@ -22,6 +22,7 @@ USERNAME_TYPE = "{{ cookiecutter.username_type }}"
 # Frontend: none (one hand-written CSS file) or tailwind (Tailwind CSS and htmx, built on Node).
 FRONTEND = "{{ cookiecutter.frontend }}"
 API = "{{ cookiecutter.api }}"  # none, drf or ninja
+MEDIA_STORAGE = "{{ cookiecutter.media_storage }}"  # local (a volume) or s3 (a bucket)
 
 # Letters, digits, - and _: nothing a shell, Compose interpolation ($), a .env parser
 # (quotes, #, backslash) or a URL (@ : / ? %) would read specially.
@@ -51,6 +52,14 @@ OPTIONAL_FILES = {
     "api": [f"{SLUG}/api", f"{SLUG}/migrations/0004_document_owner.py", "tests/test_api.py"],
     "drf": [f"{SLUG}/api/drf_api.py", f"{SLUG}/api/drf_auth.py", f"{SLUG}/templates/{SLUG}/api_docs.html"],
     "ninja": [f"{SLUG}/api/ninja_api.py"],
+    # Media in object storage (media_storage=s3): the bucket's storage class and its tests; or, with local media,
+    # what only a media volume needs: restoring it from a backup (and its tests), and its Kubernetes claim.
+    "s3": [f"{SLUG}/storage.py", "tests/test_storage.py"],
+    "local_media": [
+        f"{SLUG}/management/commands/restore_media.py",
+        "tests/test_restore_media.py",
+        "k8s/base/media-pvc.yaml",
+    ],
 }
 
 
@@ -193,7 +202,8 @@ def install_lock_file(project: Path) -> None:
     services = "celery" if USE_CELERY else "store" if USE_STORE else "base"
     locks = project / ".locks"
     api = "" if API == "none" else f"-{API}"  # API: its framework's own locks
-    chosen = locks / f"py{PYTHON}-django{DJANGO}-{services}{'-sentry' if USE_SENTRY else ''}{api}.lock"
+    s3 = "-s3" if MEDIA_STORAGE == "s3" else ""  # media_storage=s3: its own locks (django-storages, boto3)
+    chosen = locks / f"py{PYTHON}-django{DJANGO}-{services}{'-sentry' if USE_SENTRY else ''}{api}{s3}.lock"
     if not chosen.exists():
         sys.exit(f"The template has no lock file {chosen.name}; run scripts/lock.py in the template.")
     # Lock files are copied without rendering (they are large); only the project's name differs.
@@ -221,6 +231,7 @@ def prune(project: Path) -> None:
     off.append("plain_css" if FRONTEND == "tailwind" else "tailwind")
     # API: everything of it when none, else the other framework's files.
     off += ["api", "drf", "ninja"] if API == "none" else ["ninja" if API == "drf" else "drf"]
+    off.append("local_media" if MEDIA_STORAGE == "s3" else "s3")  # media_storage
     for option in off:
         for relative in OPTIONAL_FILES[option]:
             remove(project / relative)

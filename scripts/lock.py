@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Write the uv.lock of every combination the template can bake into {{cookiecutter.project_slug}}/.locks/.
 
-The baked project's dependencies depend on five answers (Python version, Django version, which
-services: none, a key-value store (Valkey and Redis both use redis-py), a store + Celery; Sentry; and the
-API framework: none, drf or ninja).
+The baked project's dependencies depend on six answers (Python version, Django version, which
+services: none, a key-value store (Valkey and Redis both use redis-py), a store + Celery; Sentry; the
+API framework: none, drf or ninja; and media_storage: local or s3).
 This script bakes each combination without hooks, runs `uv lock` in it, and stores the result; the
 post-gen hook picks the matching one, so baking itself never needs the network.
 Run it after changing any version in cookiecutter.json:
@@ -35,6 +35,8 @@ UNSUPPORTED = {("3.15", "5.2")}
 SENTRY = {"": "n", "-sentry": "y"}
 # API: the framework's locks end -drf or -ninja; none keeps the names above.
 APIS = {"": "none", "-drf": "drf", "-ninja": "ninja"}
+# Media in object storage: media_storage=s3's locks end -s3 (django-storages, boto3); local keeps the names above.
+MEDIAS = {"": "local", "-s3": "s3"}
 
 
 def main() -> None:
@@ -47,13 +49,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # Baking changes the working directory (cookiecutter's own), so bake one at a time; uv then locks in parallel.
         baked = []
-        for python, django, services, sentry, api in itertools.product(PYTHONS, DJANGOS, SERVICES, SENTRY, APIS):
-            name = f"py{python}-django{django}-{services}{sentry}{api}.lock"
+        combinations = itertools.product(PYTHONS, DJANGOS, SERVICES, SENTRY, APIS, MEDIAS)
+        for python, django, services, sentry, api, media in combinations:
+            name = f"py{python}-django{django}-{services}{sentry}{api}{media}.lock"
             if (python, django) in UNSUPPORTED or (options.only and not name.endswith(options.only)):
                 continue
             key_value_store, use_celery = SERVICES[services]
             answers = {"python_version": python, "django_version": django, "key_value_store": key_value_store}
             answers |= {"use_celery": use_celery, "use_sentry": SENTRY[sentry], "api": APIS[api]}
+            answers |= {"media_storage": MEDIAS[media]}
             output = Path(tmp) / name
             project = Path(
                 cookiecutter(
@@ -66,7 +70,7 @@ def main() -> None:
             )
             # Keep the pins that still fit: this lock's, or a new Sentry or API lock starts from its plain sibling's.
             previous = LOCKS / name
-            start = previous if previous.exists() else LOCKS / name.replace(sentry + api + ".lock", ".lock")
+            start = previous if previous.exists() else LOCKS / name.replace(sentry + api + media + ".lock", ".lock")
             if start.exists() and not options.upgrade:
                 shutil.copy(start, project / "uv.lock")
             baked.append((python, project, previous))

@@ -107,6 +107,8 @@ E2E_VARIANTS = {
         "django_version": "5.2",
         "username_type": "username",
     },
+    # Media in object storage (issue 26, tests/test_media_s3.py): one live stack with moto as its bucket.
+    "media-s3": {"media_storage": "s3", "key_value_store": "none", "username_type": "username"},
 }
 
 
@@ -202,6 +204,7 @@ def combination_id(context: dict[str, str]) -> str:
     parts += ["k8s"] if context.get("deploy_target", "compose") != "compose" else []
     parts += ["tailwind"] if context.get("frontend", "none") == "tailwind" else []  # issue 25
     parts += [f"api-{context['api']}"] if context.get("api", "none") != "none" else []  # API
+    parts += ["s3"] if context.get("media_storage", "local") == "s3" else []  # media in object storage
     return "-".join(parts)
 
 
@@ -350,6 +353,12 @@ USER nobody
 CMD ["python", "-u", "-m", "aiosmtpd", "-n", "-l", "0.0.0.0:1025", "-c", "aiosmtpd.handlers.Debugging"]
 """
 TIMEOUT = 240  # seconds for a stack to become healthy on a busy 2-core machine
+# An S3-compatible server (the off-site copies' tests, media_storage=s3's): moto's, pinned, on a stand-in base.
+MOTO_IMAGE = "e2e-moto:5.2.5"
+MOTO_DOCKERFILE = """FROM python:3.13-slim
+RUN pip install --no-cache-dir "moto[server]==5.2.5"
+ENTRYPOINT ["moto_server", "-H", "0.0.0.0", "-p", "5000"]
+"""
 # The development stack as `make watch` runs it: the override replaces the source's bind mount by sync rules.
 WATCH = ("compose.yaml", "compose.watch.yaml")
 # The live stack as these tests reach it: without its edge (`make deploy BEHIND_PROXY=1`), nginx on a loopback

@@ -13,6 +13,8 @@ import pytest
 from support import (
     DOMAIN,
     LIVE,
+    MOTO_DOCKERFILE,
+    MOTO_IMAGE,
     TIMEOUT,
     BackupProject,
     Browser,
@@ -556,12 +558,7 @@ class TestRestore:
         assert owner.strip() == project.slug
 
 
-# An S3-compatible server for the off-site tests: moto's, pinned, on a stand-in base (no registry here).
-MOTO_IMAGE = "e2e-moto:5.2.5"
-MOTO_DOCKERFILE = """FROM python:3.13-slim
-RUN pip install --no-cache-dir "moto[server]==5.2.5"
-ENTRYPOINT ["moto_server", "-H", "0.0.0.0", "-p", "5000"]
-"""
+# The S3-compatible server for the off-site tests: support.MOTO_IMAGE.
 BUCKET, PREFIX = "e2e-backups", "nightly"
 
 

@@ -89,6 +89,7 @@ def test_bad_answers_are_refused_with_a_message_and_nothing_written(tmp_path, an
         "ci=jenkins",
         "username_type=phone",
         "use_sentry=yes",
+        "media_storage=ftp",
     ],
 )
 def test_answers_outside_the_choices_are_refused(tmp_path, answer):
@@ -608,3 +609,34 @@ def test_an_api_brings_its_framework_only(cookies, api, other):
     assert {"django-allauth", "django-cors-headers"} <= locked
     assert files_naming(project, other if other == "ninja" else r"rest_framework|spectacular") == []
     assert f"# API ({api})" in (project / "config/settings.py").read_text()
+
+
+# ---- Media in object storage (issue 26): s3 leaves no media volume, route or archive; local is as before.
+
+
+def test_media_in_a_bucket_has_no_volume_route_or_media_archive(cookies):
+    project = bake(cookies, project_name="Bucket", media_storage="s3", python_version="3.13", django_version="5.2")
+    compose = yaml.safe_load((project / "compose.prod.yaml").read_text())
+    assert "media" not in compose["volumes"]
+    for name, service in compose["services"].items():
+        assert not [v for v in service.get("volumes", []) if str(v).startswith("media:")], name
+    assert "location /media/" not in (project / "nginx/nginx.conf").read_text()
+    assert '"BACKEND": "bucket.storage.MediaStorage"' in (project / "config/settings.py").read_text()
+    assert (project / "bucket/storage.py").is_file()
+    assert not (project / "bucket/management/commands/restore_media.py").exists()
+    assert not (project / "tests/test_restore_media.py").exists()
+    backup = (project / "backup.sh").read_text()
+    assert "tar -czf" not in backup and "media: not in this backup" in backup
+    assert "media-$1.tar.gz.age" not in (project / "offsite.sh").read_text()
+    assert "_media stage" not in (project / "live").read_text()
+    locked = set(re.findall(r'^name = "([^"]+)"$', (project / "uv.lock").read_text(), re.M))
+    assert {"django-storages", "boto3"} <= locked
+    assert "MEDIA_S3_BUCKET=" in (project / ".envs/prod.env").read_text()
+
+
+def test_local_media_keeps_its_volume_and_has_no_bucket(cookies):
+    project = bake(cookies, project_name="Volume", python_version="3.13", django_version="5.2")
+    assert "media" in yaml.safe_load((project / "compose.prod.yaml").read_text())["volumes"]
+    assert "location /media/" in (project / "nginx/nginx.conf").read_text()
+    assert (project / "volume/management/commands/restore_media.py").is_file()
+    assert files_naming(project, r"MEDIA_S3|django-storages|storages\.backends|boto3|MediaStorage") == []

@@ -525,3 +525,25 @@ def test_a_long_project_name_renders_names_kubernetes_accepts(cookies, tmp_path)
     rendered = tmp_path / "live.yaml"
     rendered.write_text(yaml.safe_dump_all(docs))
     run([tool("kubernetes-validate"), "--strict", "--quiet", str(rendered)])
+
+
+# ---- Media in object storage (issue 26): with media_storage=s3 no ReadWriteOnce claim ties the replicas to one node.
+
+
+def test_media_in_a_bucket_leaves_no_claim_mount_or_media_route(cookies):
+    project = bake(
+        cookies, project_name="Bucket Media", media_storage="s3", key_value_store="valkey", use_celery="y", **KUBE
+    )
+    docs = render(project)
+    assert by_kind(docs, "PersistentVolumeClaim") == {}, "the media claim is ReadWriteOnce: one node only"
+    assert not (project / "k8s/base/media-pvc.yaml").exists()
+    for name, workload in {**by_kind(docs, "Deployment"), **by_kind(docs, "StatefulSet")}.items():
+        volumes = workload["spec"]["template"]["spec"].get("volumes", [])
+        assert not [v for v in volumes if v.get("persistentVolumeClaim", {}).get("claimName") == "media"], name
+        assert not [m for m in container(workload).get("volumeMounts", []) if m["name"] == "media"], name
+    (rule,) = by_kind(docs, "Ingress")["web"]["spec"]["rules"]
+    assert {path["path"] for path in rule["http"]["paths"]} == {"/static", "/"}
+    # The bucket's settings reach the app's pods from the env Secret (prod.env), and app-egress lets them out on 443.
+    assert {"MEDIA_S3_BUCKET", "MEDIA_S3_SECRET_ACCESS_KEY"} <= decoded(generated(docs, "Secret", "env")).keys()
+    egress = by_kind(docs, "NetworkPolicy")["app-egress"]["spec"]["egress"]
+    assert {"ports": [{"port": 443, "protocol": "TCP"}]} in egress

@@ -25,7 +25,13 @@ set -eu
 umask 077
 
 DIR=${BACKUP_DIR:-/backups}
+{%- if cookiecutter.media_storage == "local" %}
 MEDIA=${MEDIA_DIR:-/srv/media}
+{%- else %}
+# Media in object storage (media_storage=s3): the uploads are in the bucket, which keeps them by its own versioning
+# and replication (README, "Media in object storage"). A backup here is the database alone: its dump and its seal.
+MEDIA_NOTE="media: not in this backup: media_storage=s3 keeps them in the bucket (its versioning/replication)"
+{%- endif %}
 INTERVAL=${BACKUP_INTERVAL:-86400}
 KEEP_DAILY=${BACKUP_KEEP_DAILY:-7}
 KEEP_WEEKLY=${BACKUP_KEEP_WEEKLY:-4}
@@ -82,7 +88,12 @@ hmac() { perl -MDigest::SHA=hmac_sha256_hex -e 'local $/; print hmac_sha256_hex(
 # The sums a seal records for STAMP, read from the files in FOLDER named PREFIX<file>SUFFIX (the
 # finished names, or the .part ones).
 sums() {
+{%- if cookiecutter.media_storage == "local" %}
   for file in "db-$1.dump.age" "media-$1.tar.gz.age"; do
+{%- else %}
+  # shellcheck disable=SC2066 # one file: the dump (media_storage=s3: no media archive)
+  for file in "db-$1.dump.age"; do
+{%- endif %}
     printf '%s  %s\n' "$(sha256sum <"$2/$3$file$4" | cut -d ' ' -f 1)" "$file"
   done
 }
@@ -104,6 +115,7 @@ backup_now() {
     fail "pg_dump of $PGDATABASE on $PGHOST failed"
     return 1
   fi
+{%- if cookiecutter.media_storage == "local" %}
   { tar -czf - -C "$MEDIA" . || touch /tmp/failed; } |
     age --encrypt --recipient "$BACKUP_RECIPIENT" --output "$DIR/.media-$stamp.tar.gz.age.part" || touch /tmp/failed
   if [ -e /tmp/failed ]; then
@@ -111,13 +123,20 @@ backup_now() {
     fail "archiving $MEDIA failed"
     return 1
   fi
+{%- endif %}
   sums "$stamp" "$DIR" . .part >"$DIR/.seal-$stamp.txt.part"
   printf 'hmac-sha256 %s\n' "$(hmac <"$DIR/.seal-$stamp.txt.part")" >>"$DIR/.seal-$stamp.txt.part"
   mv "$DIR/.seal-$stamp.txt.part" "$DIR/seal-$stamp.txt"
+{%- if cookiecutter.media_storage == "local" %}
   mv "$DIR/.media-$stamp.tar.gz.age.part" "$DIR/media-$stamp.tar.gz.age"
   mv "$DIR/.db-$stamp.dump.age.part" "$DIR/db-$stamp.dump.age"
   log "OK db-$stamp.dump.age ($(stat -c %s "$DIR/db-$stamp.dump.age") bytes) and media-$stamp.tar.gz.age," \
     "encrypted and sealed, in $(($(date +%s) - started))s"
+{%- else %}
+  mv "$DIR/.db-$stamp.dump.age.part" "$DIR/db-$stamp.dump.age"
+  log "OK db-$stamp.dump.age ($(stat -c %s "$DIR/db-$stamp.dump.age") bytes), encrypted and sealed, in" \
+    "$(($(date +%s) - started))s; $MEDIA_NOTE"
+{%- endif %}
   status "ok $stamp"
   prune
 }
@@ -169,8 +188,10 @@ resolve() {
       "nothing was changed"
   [ -f "$SRC/db-$stamp.dump.age" ] ||
     die "no backup db-$stamp.dump.age in $SRC (make backups lists them): nothing was changed"
+{%- if cookiecutter.media_storage == "local" %}
   [ -f "$SRC/media-$stamp.tar.gz.age" ] ||
     die "media-$stamp.tar.gz.age is missing beside db-$stamp.dump.age: nothing was changed"
+{%- endif %}
 }
 
 # A refused backup that offsite.sh fetched is deleted: it never joins the backups here.
@@ -226,10 +247,14 @@ verify() {
   decrypt "db-$stamp.dump.age" | pg_restore --file=/dev/null 2>/dev/null || touch /tmp/failed
   [ ! -e /tmp/failed ] ||
     die "db-$stamp.dump.age could not be decrypted and read as a pg_dump archive: nothing was changed"
+{%- if cookiecutter.media_storage == "local" %}
   decrypt "media-$stamp.tar.gz.age" | tar -tzf - >/dev/null || touch /tmp/failed
   [ ! -e /tmp/failed ] ||
     die "media-$stamp.tar.gz.age could not be decrypted and read as an archive: nothing was changed"
   log "db-$stamp.dump.age and media-$stamp.tar.gz.age are sealed by this stack and complete"
+{%- else %}
+  log "db-$stamp.dump.age is sealed by this stack and complete; $MEDIA_NOTE"
+{%- endif %}
 }
 
 # Into a database of its own first, restored by the app's role (no superuser: a dump's functions,
@@ -291,6 +316,7 @@ case "${1:-}" in
     ;;
   verify) verify "${2:-}" ;;
   restore-db) restore_db "${2:-}" ;;
+{%- if cookiecutter.media_storage == "local" %}
   media-out)
     resolve "${2:-}" >&2
     check_seal >&2
@@ -299,6 +325,9 @@ case "${1:-}" in
     decrypt "media-$stamp.tar.gz.age"
     [ ! -e /tmp/failed ] || exit 1
     ;;
+{%- else %}
+  media-out) die "$MEDIA_NOTE: there is no media archive to write (README, \"Media in object storage\")" ;;
+{%- endif %}
   *)
     echo "usage: backup.sh loop|now|list|health|resolve NAME|verify NAME|restore-db NAME|media-out NAME" >&2
     exit 2

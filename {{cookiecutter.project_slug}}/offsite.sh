@@ -91,7 +91,7 @@ aws_() {
 
 # A backup's three files: its seal first and its database dump last, so that a db-<time>.dump.age,
 # wherever it is, always has the others beside it.
-files() { echo "seal-$1.txt media-$1.tar.gz.age db-$1.dump.age"; }
+files() { echo "seal-$1.txt{% if cookiecutter.media_storage == "local" %} media-$1.tar.gz.age{% endif %} db-$1.dump.age"; }
 
 # Each backup taken since the last one copied (the newest alone the first time), oldest first.
 push() {
@@ -113,7 +113,11 @@ push() {
       fi
     done
     status "ok $stamp"
+{%- if cookiecutter.media_storage == "local" %}
     log "copied db-$stamp.dump.age, media-$stamp.tar.gz.age and seal-$stamp.txt to $TARGET"
+{%- else %}
+    log "copied db-$stamp.dump.age and seal-$stamp.txt to $TARGET (media_storage=s3: no media archive)"
+{%- endif %}
   done
 }
 
@@ -196,8 +200,12 @@ fetch() {
   fetched=$DIR/fetched
   rm -rf "$fetched"
   mkdir -m 700 "$fetched"
+{%- if cookiecutter.media_storage == "local" %}
   log "fetching db-$stamp.dump.age, media-$stamp.tar.gz.age and seal-$stamp.txt from $TARGET into" \
     "$fetched" >&2
+{%- else %}
+  log "fetching db-$stamp.dump.age and seal-$stamp.txt from $TARGET into $fetched" >&2
+{%- endif %}
   for file in $(files "$stamp"); do
     if ! aws_ s3 cp --only-show-errors "$TARGET$file" "$fetched/$file"; then
       rm -rf "$fetched"

@@ -418,6 +418,54 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
 }
+{%- if cookiecutter.media_storage == "s3" %}
+
+# Media in object storage (media_storage=s3; README "Media in object storage"): uploads go to a private bucket of any
+# S3-compatible storage, and the site links them by short-lived signed URLs (nothing on a volume, nothing through
+# nginx). The app's storage.py stores every file as a download of bytes unless it is a raster image. Required on the
+# live site; in development uploads stay in MEDIA_ROOT unless MEDIA_S3_BUCKET is set.
+MEDIA_S3_BUCKET = os.environ.get("MEDIA_S3_BUCKET", "").strip()
+if MEDIA_S3_BUCKET or not DEBUG:
+    _s3: dict[str, str] = {}
+    for _name, _hint in (
+        ("MEDIA_S3_BUCKET", "the name of the bucket the uploads go to (private: no public access)"),
+        ("MEDIA_S3_REGION", "the bucket's region, e.g. eu-central-1 (us-east-1 for most S3-compatible services)"),
+        ("MEDIA_S3_ACCESS_KEY_ID", "the access key of a user allowed to read, write and delete in the bucket"),
+        ("MEDIA_S3_SECRET_ACCESS_KEY", "that access key's secret"),
+    ):
+        _s3[_name] = os.environ.get(_name, "").strip()
+        if not _s3[_name]:
+            raise ImproperlyConfigured(
+                f"{_name} is not set: media_storage=s3 keeps uploads in a bucket. Set it in .envs/prod.env to {_hint}."
+            )
+    MEDIA_S3_URL_EXPIRES = env_int("MEDIA_S3_URL_EXPIRES", 300)
+    if MEDIA_S3_URL_EXPIRES < 1:
+        raise ImproperlyConfigured(f"MEDIA_S3_URL_EXPIRES={MEDIA_S3_URL_EXPIRES} must be at least 1 (seconds).")
+    # Empty for Amazon S3 itself; the URL of any other S3-compatible service (https://s3.example.com).
+    MEDIA_S3_ENDPOINT_URL = os.environ.get("MEDIA_S3_ENDPOINT_URL", "").strip() or None
+    _media_storage: dict[str, Any] = {
+        "BACKEND": "{{ cookiecutter.project_slug }}.storage.MediaStorage",
+        "OPTIONS": {
+            "bucket_name": _s3["MEDIA_S3_BUCKET"],
+            "region_name": _s3["MEDIA_S3_REGION"],
+            "access_key": _s3["MEDIA_S3_ACCESS_KEY_ID"],
+            "secret_key": _s3["MEDIA_S3_SECRET_ACCESS_KEY"],
+            "endpoint_url": MEDIA_S3_ENDPOINT_URL,
+            # Path-style URLs (endpoint/bucket/key) for S3-compatible services, whose buckets often have no DNS name.
+            "addressing_style": os.environ.get("MEDIA_S3_ADDRESSING_STYLE", "").strip()
+            or ("path" if MEDIA_S3_ENDPOINT_URL else None),
+            "signature_version": "s3v4",
+            # Private objects (the bucket's default ACL), read through signed URLs that expire: a link copied out of
+            # a page stops working after MEDIA_S3_URL_EXPIRES seconds.
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": MEDIA_S3_URL_EXPIRES,
+            # A second upload of the same name gets a new name, as on a volume; it never replaces the first.
+            "file_overwrite": False,
+        },
+    }
+    STORAGES["default"] = _media_storage
+{%- endif %}
 
 # Behind nginx: it sets X-Forwarded-Proto (passing on the edge's, or a trusted proxy's, never a client's),
 # so Django knows when the visitor used HTTPS.

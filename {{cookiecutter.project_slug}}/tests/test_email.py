@@ -21,6 +21,11 @@ NAMES = ["DEBUG", "EMAIL_URL", "DEFAULT_FROM_EMAIL", "SERVER_EMAIL", "ADMINS", "
 LIVE["REDIS_URL"] = "redis://store:6379/0"
 NAMES.append("REDIS_URL")
 {%- endif %}
+{%- if cookiecutter.media_storage == "s3" %}
+# Media in object storage: the bucket's settings, required on the live site (nothing here connects to it).
+LIVE.update(MEDIA_S3_BUCKET="media", MEDIA_S3_REGION="us-east-1")
+LIVE.update(MEDIA_S3_ACCESS_KEY_ID="test-key-id", MEDIA_S3_SECRET_ACCESS_KEY="test-secret")
+{%- endif %}
 # What the default mailer really uses (Django 6.1's MAILERS, or 5.2's EMAIL_* settings).
 INSPECT = """
 import json, django

@@ -17,6 +17,13 @@ PRODUCTION = {
 {%- if cookiecutter.key_value_store != "none" %}
     "REDIS_URL": "redis://redis:6379/0",
 {%- endif %}
+{%- if cookiecutter.media_storage == "s3" %}
+    # Media in object storage: the bucket's settings (nothing here connects to it).
+    "MEDIA_S3_BUCKET": "media",
+    "MEDIA_S3_REGION": "us-east-1",
+    "MEDIA_S3_ACCESS_KEY_ID": "test-key-id",
+    "MEDIA_S3_SECRET_ACCESS_KEY": "test-secret",
+{%- endif %}
 }
 # Variables a developer's shell or container may have set: each test starts without them.
 NAMES = [
@@ -33,6 +40,11 @@ NAMES = [
     "PASSWORD_RESET_LIMIT_PER_ADDRESS",
     "PASSWORD_RESET_WINDOW_SECONDS",
     "CLIENT_IP_HEADER",
+{%- if cookiecutter.media_storage == "s3" %}
+    "MEDIA_S3_ENDPOINT_URL",
+    "MEDIA_S3_URL_EXPIRES",
+    "MEDIA_S3_ADDRESSING_STYLE",
+{%- endif %}
 {%- if cookiecutter.use_celery == "y" %}
     "CLEAR_SESSIONS_SCHEDULE",
 {%- endif %}
