@@ -856,6 +856,7 @@ class Swarm:
         self.subnet = ""
 
     def address(self, number: int) -> str:
+        """Node `number`'s address (.11, .12...); the registry is .2, and .3 is free for a test's S3 server."""
         return self.subnet.rsplit(".", 1)[0] + f".{10 + number}"
 
     def node(self, number: int) -> str:
@@ -905,7 +906,7 @@ class Swarm:
         return f"registry:5000/{name}"
 
     def remove(self) -> None:
-        names = [self.node(n) for n in range(1, self.size + 1)] + [f"{self.name}-registry"]
+        names = [self.node(n) for n in range(1, self.size + 1)] + [f"{self.name}-registry", f"{self.name}-s3"]
         run(["docker", "rm", "-f", "-v", *names], check=False, timeout=300)
         run(["docker", "network", "rm", self.name], check=False)
 
