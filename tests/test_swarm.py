@@ -182,7 +182,7 @@ class Cluster:
             "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={self.slug}_app", node=number
         ).stdout.split()[0]
         return self.swarm.docker(
-            "exec", container, "python", "manage.py", "shell", "-c", code, node=number
+            "exec", container, "python", "manage.py", "shell", "--verbosity", "0", "-c", code, node=number
         ).stdout.strip()
 
     def live(self, *args: str, check: bool = True):
