@@ -23,6 +23,7 @@ from support import (
     Swarm,
     bake,
     clean_env,
+    env_file,
     poll,
     postgres_major,
     require_engine,
@@ -36,6 +37,17 @@ CADDY_IMAGE = "caddy:2.11"
 NEXT = "FROM {app}:e2e\nLABEL release=2\n"
 # An app whose health check never passes: its server never starts.
 BROKEN = 'FROM {app}:e2e\nCMD ["python", "-c", "import time; time.sleep(3600)"]\n'
+# The values ./live swarm-deploy makes Docker secrets of (compose.swarm.yaml's secrets, media_storage=s3).
+SECRETS = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "MEDIA_S3_SECRET_ACCESS_KEY",
+    "POSTGRES_PASSWORD",
+    "APP_DB_PASSWORD",
+    "BACKUP_AUTH_KEY",
+    "REDIS_PASSWORD",
+)
 DOCKER_STUB = '#!/bin/sh\necho "docker stub: called with $*" >&2\nexit 99\n'
 
 
@@ -126,7 +138,7 @@ def cluster(cookies_session):
         print(deployed.stdout, deployed.stderr)
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         client = EdgeClient(swarm.address(1))
-        poll(lambda: client.request("GET", "/")[0] == 200, 180, what="the home page through the edge")
+        poll(lambda: answers(client), 180, what="the home page through the edge")
         timed("deployed, the home page answers through the edge", started)
         yield Cluster(swarm, path, slug, env, client, s3)
     finally:
@@ -211,6 +223,13 @@ class Cluster:
         return len(tasks) == replicas and len(self.tasks(service)) == replicas
 
 
+def answers(client: EdgeClient) -> bool:
+    try:
+        return client.request("GET", "/")[0] == 200
+    except OSError:
+        return False
+
+
 def report(scenario: str, load: Load, started: float) -> None:
     print(
         f"[swarm] {scenario}: {len(load.failures)} failed of {load.sent} requests in "
@@ -233,6 +252,22 @@ class TestSwarm:
         print(f"[swarm] app tasks that served the load ran on {sorted(nodes)}")
         assert len(nodes) >= 2, nodes
         assert load.sent >= 10 and not load.failures
+
+    def test_1b_no_secret_is_in_a_service_definition(self, cluster):
+        """The env files' secret values reach the services as Docker secrets only: none is in what `docker service
+        inspect` shows every manager (compose.swarm.yaml empties them; the app reads NAME_FILE instead)."""
+        secrets = [
+            value
+            for name in ("prod", "db", "backup", "store")
+            for key, value in env_file(cluster.path / f".envs/{name}.env").items()
+            if key in SECRETS
+        ]
+
+        services = cluster.swarm.docker("service", "ls", "-q").stdout.split()
+        specs = cluster.swarm.docker("service", "inspect", *services).stdout
+        assert "SECRET_KEY_FILE=/run/secrets/secret_key" in specs
+        leaked = [value[:6] + "..." for value in secrets if value in specs]
+        assert not leaked, f"secret values in the service definitions: {leaked}"
 
     def test_2_an_upload_stored_on_one_node_is_read_on_another(self, cluster):
         """The media storage (media_storage=s3) as the app uses it: saved by the app on one node, read by the app
@@ -289,15 +324,19 @@ class TestSwarm:
             poll(lambda: cluster.converged("nginx", 2, avoid=("node3",)), 180, what="nginx's tasks off node3")
         report("kill node3", load, started)
         assert not drained
-        assert not load.failures
+        # A request in flight on node3 when it dies is lost: a peer that vanishes sends no reset, so the hop
+        # waiting for its answer (the edge or nginx) only times out. One client thread: at most one such request.
+        assert len(load.failures) <= 1, load.failures
 
     def test_6_the_database_keeps_its_data_across_a_node_restart_and_a_stack_update(self, cluster):
         swarm = cluster.swarm
 
         def psql(sql: str, check: bool = True):
-            container = swarm.docker(
-                "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={cluster.slug}_db"
-            ).stdout.split()
+            """The database's answer to sql, in its container on node1; None while node1's engine is away."""
+            found = swarm.docker(
+                "ps", "-q", "--filter", f"label=com.docker.swarm.service.name={cluster.slug}_db", check=False
+            )
+            container = found.stdout.split() if found.returncode == 0 else []
             if not container:
                 return None
             return swarm.docker(
@@ -308,7 +347,7 @@ class TestSwarm:
         started = time.monotonic()
         run(["docker", "restart", swarm.node(1)], timeout=300)
         poll(lambda: psql("SELECT kept FROM swarm_probe", check=False), 300, what="the database after the restart")
-        poll(lambda: cluster.client.request("GET", "/")[0] == 200, 300, what="the site after node1's restart")
+        poll(lambda: answers(cluster.client), 300, what="the site after node1's restart")
         timed("node1 restarted, the site answers again", started)
         assert psql("SELECT kept FROM swarm_probe") == "across a restart"
         started = time.monotonic()
