@@ -59,6 +59,8 @@ STACKS = {
     "tests/test_api.py::TestDrf": "api-drf",  # API: one live stack per framework
     "tests/test_api.py::TestNinja": "api-ninja",
     "tests/test_media_s3.py::TestMediaInABucket": "media-s3",  # media_storage=s3, moto as the bucket
+    # Issue 26: the live stack on a three-node Docker Swarm of dind containers (its own network and registry).
+    "tests/test_swarm.py::TestSwarm": "swarm",
 }
 
 

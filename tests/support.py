@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import http.client
 import io
 import itertools
 import json
@@ -17,6 +18,7 @@ import ssl
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -841,3 +843,133 @@ def upload(project, browser: Browser, name: str, content: bytes, title: str | No
     link = re.search(rf'href="(/media/documents/\d{{4}}/\d{{2}}/{stem}[^"]*\.txt)"', browser.get("/").text)
     assert link, "the home page should link the uploaded document"
     return link.group(1)
+
+
+# ---- Docker Swarm (issue 26): a real multi-node swarm built from containers, for tests/test_swarm.py. The test
+# engine itself never enters swarm mode (on these machines that broke the embedded DNS of every other stack): the
+# nodes are docker:28-dind containers on a network of their own, with a registry:2 they pull from.
+
+DIND_IMAGE = "docker:28-dind"
+REGISTRY_IMAGE = "registry:2"
+
+
+class Swarm:
+    """A registry and `size` Docker engines in containers on a network of their own (a fixed subnet, so a node keeps
+    its address across a restart); node 1 is the manager, the others workers. Nodes pull from the registry as
+    `registry:5000` (insecure) and through it as their mirror of Docker Hub (stock images the stack names, such as
+    postgres:18, are pushed there under library/...); the test engine pushes to its published loopback port."""
+
+    def __init__(self, name: str, size: int = 3):
+        self.name = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        self.size = size
+        self.registry_port = free_port()
+        self.subnet = ""
+
+    def address(self, number: int) -> str:
+        """Node `number`'s address (.11, .12...); the registry is .2, and .3 is free for a test's S3 server."""
+        return self.subnet.rsplit(".", 1)[0] + f".{10 + number}"
+
+    def node(self, number: int) -> str:
+        return f"{self.name}-node{number}"
+
+    def host(self, number: int = 1) -> str:
+        return f"tcp://{self.address(number)}:2375"
+
+    def docker(self, *args: str, node: int = 1, check: bool = True, timeout: float = 600, **kwargs):
+        return run(["docker", "-H", self.host(node), *args], check=check, timeout=timeout, **kwargs)
+
+    def create(self) -> None:
+        self.remove()
+        for third in range(200, 250):  # a free /24 of 10.199.0.0/16 (another run's, or another stack's, is taken)
+            subnet = f"10.199.{third}.0/24"
+            created = run(["docker", "network", "create", "--subnet", subnet, self.name], check=False)
+            if created.returncode == 0:
+                self.subnet = subnet
+                break
+        assert self.subnet, "no free subnet in 10.199.200-249.0/24 for the swarm's network"
+        registry = self.subnet.rsplit(".", 1)[0] + ".2"
+        run(
+            ["docker", "run", "-d", "--name", f"{self.name}-registry", "--network", self.name, "--ip", registry]
+            + ["--network-alias", "registry", "-p", f"127.0.0.1:{self.registry_port}:5000", REGISTRY_IMAGE]
+        )
+        for number in range(1, self.size + 1):
+            run(
+                ["docker", "run", "-d", "--privileged", "--name", self.node(number), "--hostname", f"node{number}"]
+                + ["--network", self.name, "--ip", self.address(number), DIND_IMAGE]
+                + ["--insecure-registry", "registry:5000", "--registry-mirror", "http://registry:5000"]
+            )
+        for number in range(1, self.size + 1):
+            poll(lambda n=number: self.docker("info", node=n, check=False).returncode == 0, 120, what="a node's engine")
+        self.docker("swarm", "init", "--advertise-addr", self.address(1))
+        token = self.docker("swarm", "join-token", "-q", "worker").stdout.strip()
+        for number in range(2, self.size + 1):
+            self.docker("swarm", "join", "--token", token, f"{self.address(1)}:2377", node=number)
+
+    def push(self, image: str, name: str) -> str:
+        """The test engine's image in the registry as `name` (repository:tag); its name for the nodes."""
+        here = f"127.0.0.1:{self.registry_port}/{name}"
+        run(["docker", "tag", image, here])
+        try:
+            run(["docker", "push", "-q", here], timeout=900)
+        finally:
+            run(["docker", "rmi", here], check=False)
+        return f"registry:5000/{name}"
+
+    def remove(self) -> None:
+        names = [self.node(n) for n in range(1, self.size + 1)] + [f"{self.name}-registry", f"{self.name}-s3"]
+        run(["docker", "rm", "-f", "-v", *names], check=False, timeout=300)
+        run(["docker", "network", "rm", self.name], check=False)
+
+
+class EdgeClient:
+    """HTTPS requests to an edge at an address, for a name (SNI and Host) that does not resolve to it: the edge's
+    own certificate for `localhost` (Caddy's local CA), checked for that name only."""
+
+    def __init__(self, address: str, name: str = "localhost", port: int = 443):
+        self.address, self.name, self.port = address, name, port
+        self.context = ssl.create_default_context()
+        self.context.check_hostname = False
+        self.context.verify_mode = ssl.CERT_NONE
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None, timeout=15):
+        connection = http.client.HTTPSConnection(self.address, self.port, timeout=timeout, context=self.context)
+        connection.sock = self.context.wrap_socket(
+            socket.create_connection((self.address, self.port), timeout=timeout), server_hostname=self.name
+        )
+        try:
+            connection.request(method, path, body=body, headers={"Host": self.name, **(headers or {})})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+
+class Load:
+    """A bounded load of our own through the edge: one thread sending GET requests one after another (about 10 a
+    second), counting those that failed (an error or a status other than 200), with what failed and when."""
+
+    def __init__(self, client: EdgeClient, path: str = "/"):
+        self.client, self.path = client, path
+        self.sent = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sent += 1
+            try:
+                status, _, _ = self.client.request("GET", f"{self.path}?load={self.sent}")
+                if status != 200:
+                    self.failures.append(f"{time.strftime('%H:%M:%S')} HTTP {status}")
+            except (OSError, ssl.SSLError) as exc:
+                self.failures.append(f"{time.strftime('%H:%M:%S')} {type(exc).__name__}: {exc}")
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(30)

@@ -14,6 +14,8 @@ import pytest
 from support import bake, clean_env, run
 
 TASKS = ["help", "status", "stop", "deploy", "release", "rollback", "backup", "backups", "restore", "pg-upgrade"]
+# Issue 26: the Docker Swarm tasks, one block at the end of ./live (tests/test_swarm.py checks their refusals).
+SWARM_TASKS = ["swarm-deploy", "swarm-release", "swarm-rollback", "swarm-status"]
 # A docker that fails loudly: any call to it before the arguments are checked shows in the output.
 DOCKER = '#!/bin/sh\necho "docker stub: called with $*" >&2\nexit 99\n'
 
@@ -43,7 +45,7 @@ def live(project: Entry, *args: str, make: bool = False):
 def test_help_lists_every_task_and_an_unknown_task_is_refused(project):
     listed = live(project, "help")
     assert listed.returncode == 0, listed.output
-    assert re.findall(r"^  ([a-z-]+) +\S", listed.stdout, re.M) == TASKS
+    assert re.findall(r"^  ([a-z-]+) +\S", listed.stdout, re.M) == TASKS + SWARM_TASKS
     assert live(project).stdout == listed.stdout, "./live alone is its help"
     for task in ("nope", "_release", "_fail", "cd", "ls", "../x"):
         refused = live(project, task)

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from secret_files import SecretFileError, load_secret_files  # Docker Swarm: NAME_FILE secrets
+
 USAGE = "usage: wait_entrypoint.py [--timeout SECONDS] [--wait-for HOST:PORT ...] [--] COMMAND [ARG ...]"
 
 
@@ -226,6 +228,12 @@ def parse_args(argv: list[str], environ: dict[str, str]) -> tuple[float, float, 
 
 
 def main(argv: list[str]) -> None:
+    # Docker Swarm: NAME_FILE secrets (DATABASE_URL_FILE...) become NAME first, for the wait and the command.
+    try:
+        load_secret_files()
+    except SecretFileError as exc:
+        log(f"error: {exc}")
+        raise SystemExit(2) from None
     if warning := source_not_writable(dict(os.environ)):
         log(warning)
     try:

@@ -18,7 +18,17 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
+from secret_files import SecretFileError, load_secret_files  # Docker Swarm: NAME_FILE secrets
+
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# ---- Docker Swarm (compose.swarm.yaml): secrets from files, before anything reads the environment.
+# NAME_FILE=/run/secrets/x sets an unset NAME from that file (secret_files.py); a missing file stops here.
+try:
+    load_secret_files()
+except SecretFileError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+# ---- end of Docker Swarm's block
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
