@@ -438,6 +438,47 @@ def poll(check, timeout: float, interval: float = 1.0, what: str = "condition"):
     pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+class S3Server:
+    """moto's S3 server (MOTO_IMAGE, built here once) in a container on a Docker network of a test's, reached by
+    its name on that network; python() runs boto3 inside it, as the bucket's owner or with the keys given."""
+
+    def __init__(self, name: str, network: str, *run_args: str):
+        self.name = name.replace("_", "-")  # a host name: no "_" (the AWS CLI refuses it)
+        self.network = network
+        self.run_args = run_args  # more `docker run` options: an address, moto's settings
+        self.endpoint = f"http://{self.name}:5000"
+        self.keys = ("owner", "owner")  # moto takes any key while its authentication is off
+
+    def start(self, context: Path) -> None:
+        context.mkdir(parents=True, exist_ok=True)
+        (context / "Dockerfile").write_text(MOTO_DOCKERFILE)
+        run(["docker", "build", "-t", MOTO_IMAGE, str(context)], timeout=900)
+        run(["docker", "rm", "-f", self.name], check=False)
+        run(["docker", "run", "-d", "--name", self.name, "--network", self.network, *self.run_args, MOTO_IMAGE])
+        # moto's own API: no S3 request (the off-site tests count the first unauthenticated ones).
+        ready = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/moto-api/')"
+        poll(lambda: self.python(ready, check=False).returncode == 0, 60, what="the S3 server")
+
+    def python(self, code: str, keys: tuple[str, str] | None = None, check: bool = True):
+        """Python in the server's container with `s3`, a boto3 client of it (boto3 is moto's own dependency)."""
+        access, secret = keys or self.keys
+        prelude = (
+            "import boto3; kw = dict(endpoint_url='http://127.0.0.1:5000', region_name='us-east-1',"
+            f" aws_access_key_id='{access}', aws_secret_access_key='{secret}'); s3 = boto3.client('s3', **kw);"
+        )
+        return run(["docker", "exec", self.name, "python", "-c", prelude + code], check=check)
+
+    def objects(self, bucket: str) -> dict[str, int]:
+        """Each key in the bucket and its size."""
+        listing = self.python(
+            f"[print(o['Key'], o['Size']) for o in s3.list_objects_v2(Bucket='{bucket}').get('Contents', [])]"
+        ).stdout
+        return {key: int(size) for key, size in (line.split() for line in listing.splitlines())}
+
+    def remove(self) -> None:
+        run(["docker", "rm", "-f", "-v", self.name], check=False)
+
+
 class Browser:
     """Talks to nginx the way a TLS-terminating proxy in front of it does: Host is the public domain and
     X-Forwarded-Proto is https, so Django sees the request a visitor of https://DOMAIN made (nginx believes it:

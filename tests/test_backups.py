@@ -13,11 +13,10 @@ import pytest
 from support import (
     DOMAIN,
     LIVE,
-    MOTO_DOCKERFILE,
-    MOTO_IMAGE,
     TIMEOUT,
     BackupProject,
     Browser,
+    S3Server,
     bake,
     env_file,
     poll,
@@ -569,33 +568,20 @@ class TestRestore:
 BUCKET, PREFIX = "e2e-backups", "nightly"
 
 
-class Storage:
+class Storage(S3Server):
     """moto's server on the offsite service's network only (no published port), with authentication on: its
     first three requests create a user and that user's keys, every later one must be signed with them."""
 
     def __init__(self, project: BackupProject):
+        # offsite's way out
+        super().__init__(f"{project.slug}-s3", f"{project.slug}-live_offsite", "-e", "INITIAL_NO_AUTH_ACTION_COUNT=3")
         self.project = project
-        self.name = f"{project.slug.replace('_', '-')}-s3"  # a host name: the AWS CLI refuses "_"
-        self.endpoint = f"http://{self.name}:5000"
-        self.network = f"{project.slug}-live_offsite"  # offsite's way out
-        self.keys = ("unused", "unused")  # until start() made the user's
 
     def start(self) -> None:
-        context = self.project.path.parent / "s3-server"
-        context.mkdir(exist_ok=True)
-        (context / "Dockerfile").write_text(MOTO_DOCKERFILE)
-        run(["docker", "build", "-t", MOTO_IMAGE, str(context)], timeout=900)
-        run(["docker", "rm", "-f", self.name], check=False)
         # Off-site copies are still off (an optional service, its profile off): its network made as turning them on
         # would make it.
         self.project.live("--profile", "offsite", "up", "--no-start", "offsite")
-        run(
-            ["docker", "run", "-d", "--name", self.name, "--network", self.network]
-            + ["-e", "INITIAL_NO_AUTH_ACTION_COUNT=3", MOTO_IMAGE]
-        )
-        # moto's own API: not one of the three unauthenticated requests.
-        ready = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/moto-api/')"
-        poll(lambda: self.python(ready, check=False).returncode == 0, 60, what="the S3 server")
+        super().start(self.project.path.parent / "s3-server")
         keys = self.python(
             "import json; iam = boto3.client('iam', **kw);"
             "iam.create_user(UserName='backups');"
@@ -606,21 +592,6 @@ class Storage:
         ).stdout.split()
         self.keys = (keys[0], keys[1])
         self.python(f"s3.create_bucket(Bucket='{BUCKET}')")
-
-    def python(self, code: str, keys: tuple[str, str] | None = None, check: bool = True):
-        """boto3 (moto's own dependency) in the server's container: the bucket as the storage sees it."""
-        access, secret = keys or self.keys
-        prelude = (
-            "import boto3; kw = dict(endpoint_url='http://127.0.0.1:5000', region_name='us-east-1',"
-            f" aws_access_key_id='{access}', aws_secret_access_key='{secret}'); s3 = boto3.client('s3', **kw);"
-        )
-        return run(["docker", "exec", self.name, "python", "-c", prelude + code], check=check)
-
-    def objects(self) -> dict[str, int]:
-        listing = self.python(
-            f"[print(o['Key'], o['Size']) for o in s3.list_objects_v2(Bucket='{BUCKET}').get('Contents', [])]"
-        ).stdout
-        return {key: int(size) for key, size in (line.split() for line in listing.splitlines())}
 
     def configure(self, **changes: str) -> None:
         """.envs/offsite.env as a user fills it in (the bucket's settings, then these changes), and the
@@ -647,9 +618,6 @@ class Storage:
 
     def join_network(self) -> None:
         run(["docker", "network", "connect", self.network, self.name])
-
-    def remove(self) -> None:
-        run(["docker", "rm", "-f", "-v", self.name], check=False)
 
 
 @pytest.fixture(scope="module")
@@ -690,7 +658,7 @@ class TestOffsite:
         assert copied in taken.output or "nothing new to copy" in taken.output, taken.output[-3000:]
 
         def both_copied():
-            objects = storage.objects()
+            objects = storage.objects(BUCKET)
             return objects if {f"{PREFIX}/{file}" for file in files} <= objects.keys() else None
 
         objects = poll(both_copied, 60, what=f"{name} and its media archive in the bucket")
@@ -706,7 +674,7 @@ class TestOffsite:
         # A backup the schedule takes (not make backup) is copied by the offsite service by itself.
         project.live("exec", "-T", "backup", "sh", "/usr/local/bin/backup.sh", "now")
         scheduled = [n for n in project.backups() if n.startswith("db-")][-1]
-        poll(lambda: f"{PREFIX}/{scheduled}" in storage.objects(), 60, what=f"{scheduled} to be copied off-site")
+        poll(lambda: f"{PREFIX}/{scheduled}" in storage.objects(BUCKET), 60, what=f"{scheduled} to be copied off-site")
 
         # The host loses everything: the backups folder and every volume.
         storage.leave_network()
@@ -771,7 +739,7 @@ class TestOffsite:
         }
         for case, (changes, message) in cases.items():
             storage.configure(**changes)
-            copies = storage.objects()
+            copies = storage.objects(BUCKET)
             taken = project.make("backup", check=False)
             assert taken.returncode != 0, case
             assert "backup: FAILED: off-site" in taken.output and message in taken.output, (case, taken.output[-3000:])
@@ -781,7 +749,7 @@ class TestOffsite:
             name = re.search(rf"OK (db-{STAMP}\.dump\.age)", taken.output).group(1)
             listed = project.make("backups", check=False)
             assert listed.returncode != 0 and name in listed.output.split("off-site")[0], (case, listed.output)
-            assert storage.objects() == copies, "nothing reached the bucket, nothing left it"
+            assert storage.objects(BUCKET) == copies, "nothing reached the bucket, nothing left it"
             poll(
                 lambda: project.health("compose.prod.yaml", "backup") == "unhealthy",
                 60,
@@ -807,7 +775,7 @@ class TestOffsite:
         # Good settings again: the backups the failures left behind go off-site, and all is healthy again.
         storage.configure()
         newest = [n for n in project.backups() if n.startswith("db-")][-1]
-        poll(lambda: f"{PREFIX}/{newest}" in storage.objects(), 90, what=f"{newest} to be copied off-site")
+        poll(lambda: f"{PREFIX}/{newest}" in storage.objects(BUCKET), 90, what=f"{newest} to be copied off-site")
         poll(
             lambda: project.health("compose.prod.yaml", "backup") == "healthy",
             60,

@@ -24,11 +24,10 @@ from support import (
     DOMAIN,
     E2E_VARIANTS,
     LIVE,
-    MOTO_DOCKERFILE,
-    MOTO_IMAGE,
     TIMEOUT,
     BackupProject,
     Browser,
+    S3Server,
     answers,
     bake,
     poll,
@@ -47,43 +46,20 @@ PNG = base64.b64decode(
 )
 
 
-class Bucket:
+class Bucket(S3Server):
     """moto's server on the live stack's web network, as the app's bucket."""
 
     def __init__(self, project: BackupProject):
+        super().__init__(f"{project.slug}-s3", f"{project.slug}-live_web")
         self.project = project
-        self.name = f"{project.slug.replace('_', '-')}-s3"  # a host name: no "_"
-        self.endpoint = f"http://{self.name}:5000"
-        self.network = f"{project.slug}-live_web"
 
     def start(self) -> None:
-        context = self.project.path.parent / "s3-server"
-        context.mkdir(exist_ok=True)
-        (context / "Dockerfile").write_text(MOTO_DOCKERFILE)
-        run(["docker", "build", "-t", MOTO_IMAGE, str(context)], timeout=900)
-        run(["docker", "rm", "-f", self.name], check=False)
-        run(["docker", "run", "-d", "--name", self.name, "--network", self.network, MOTO_IMAGE])
-        ready = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/moto-api/')"
-        poll(lambda: self.python(ready, check=False).returncode == 0, 60, what="the S3 server")
+        super().start(self.project.path.parent / "s3-server")
         self.python(f"s3.create_bucket(Bucket='{BUCKET}')")
         self.address = run(
             ["docker", "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{self.network}").IPAddress}}}}']
             + [self.name]
         ).stdout.strip()
-
-    def python(self, code: str, check: bool = True):
-        """boto3 (moto's own dependency) in the server's container: the bucket as its owner sees it."""
-        prelude = (
-            f"import boto3; s3 = boto3.client('s3', endpoint_url='http://127.0.0.1:5000', region_name='{REGION}',"
-            " aws_access_key_id='owner', aws_secret_access_key='owner');"
-        )
-        return run(["docker", "exec", self.name, "python", "-c", prelude + code], check=check)
-
-    def objects(self) -> dict[str, int]:
-        listing = self.python(
-            f"[print(o['Key'], o['Size']) for o in s3.list_objects_v2(Bucket='{BUCKET}').get('Contents', [])]"
-        ).stdout
-        return {key: int(size) for key, size in (line.split() for line in listing.splitlines())}
 
     def stored_as(self, key: str) -> tuple[str, str]:
         """The object's own Content-Type and Content-Disposition (what the bucket answers any request with)."""
@@ -98,9 +74,6 @@ class Bucket:
         assert parts.netloc == f"{self.name}:5000", url
         direct = parts._replace(netloc=f"{self.address}:5000").geturl()
         return requests.get(direct, headers={"Host": parts.netloc}, timeout=30, allow_redirects=False)
-
-    def remove(self) -> None:
-        run(["docker", "rm", "-f", "-v", self.name], check=False)
 
 
 def configure(project: BackupProject, endpoint: str) -> None:
@@ -175,7 +148,7 @@ class TestMediaInABucket:
         parts = urlsplit(link)
         assert re.fullmatch(rf"/{BUCKET}/documents/\d{{4}}/\d{{2}}/notes[^/]*\.txt", parts.path), link
         key = parts.path.removeprefix(f"/{BUCKET}/")
-        assert stack.bucket.objects()[key] == len(b"Notes kept in the bucket\n")
+        assert stack.bucket.objects(BUCKET)[key] == len(b"Notes kept in the bucket\n")
         # Nothing on a volume: none exists, the app mounts nothing at MEDIA_ROOT, and nginx has no /media/ route.
         assert run(["docker", "volume", "ls", "-q", "--filter", f"name={stack.slug}-live_media"]).stdout.strip() == ""
         for service in ("app", "nginx"):
@@ -224,11 +197,11 @@ class TestMediaInABucket:
         assert "attachment" not in attack.headers.get("Content-Disposition", ""), "...and serves it inline"
 
         browser = signed_in(stack, "admin")
-        before = stack.bucket.objects()
+        before = stack.bucket.objects(BUCKET)
         for name, content_type in (("page.html", "text/html"), ("drawing.svg", "image/svg+xml")):
             refused = upload(browser, stack, name, PAGE, content_type)
             assert refused.status_code == 200 and "is not allowed" in html.unescape(refused.text), refused.text[:500]
-        assert stack.bucket.objects() == before, "a refused upload reached the bucket"
+        assert stack.bucket.objects(BUCKET) == before, "a refused upload reached the bucket"
 
         assert upload(browser, stack, "page.txt", PAGE, "text/html").status_code == 302
         assert upload(browser, stack, "dot.png", PNG, "image/png").status_code == 302

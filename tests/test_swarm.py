@@ -16,10 +16,9 @@ import pytest
 import requests
 
 from support import (
-    MOTO_DOCKERFILE,
-    MOTO_IMAGE,
     EdgeClient,
     Load,
+    S3Server,
     Swarm,
     bake,
     clean_env,
@@ -153,21 +152,10 @@ def cluster(cookies_session):
 def start_s3(swarm: Swarm, path) -> str:
     """moto's S3 server on the swarm's network (the app's tasks reach it through their overlay's way out), its
     bucket created, and .envs/prod.env pointed at it as a user would fill it in; its endpoint."""
-    context = path.parent / "s3-server"
-    context.mkdir(exist_ok=True)
-    (context / "Dockerfile").write_text(MOTO_DOCKERFILE)
-    run(["docker", "build", "-t", MOTO_IMAGE, str(context)], timeout=900)
     address = swarm.subnet.rsplit(".", 1)[0] + ".3"
-    run(["docker", "run", "-d", "--name", f"{swarm.name}-s3", "--network", swarm.name, "--ip", address, MOTO_IMAGE])
-    create = (
-        "import boto3; boto3.client('s3', endpoint_url='http://127.0.0.1:5000', region_name='us-east-1',"
-        " aws_access_key_id='owner', aws_secret_access_key='owner').create_bucket(Bucket='e2e-swarm-media')"
-    )
-    poll(
-        lambda: run(["docker", "exec", f"{swarm.name}-s3", "python", "-c", create], check=False).returncode == 0,
-        60,
-        what="the S3 server",
-    )
+    server = S3Server(f"{swarm.name}-s3", swarm.name, "--ip", address)
+    server.start(path.parent / "s3-server")
+    server.python("s3.create_bucket(Bucket='e2e-swarm-media')")
     settings = {
         "MEDIA_S3_BUCKET": "e2e-swarm-media",
         "MEDIA_S3_REGION": "us-east-1",
