@@ -1,3 +1,4 @@
+#!/bin/sh
 # compose.swarm.yaml's init script for the postgres image (compose.prod.yaml's db-app-role), run once on an
 # empty volume: the app's role, its password read from the Docker secret (APP_DB_PASSWORD_FILE), owns the
 # database and its schema, and is no superuser. psql reads the values from its environment (\getenv).
