@@ -37,6 +37,9 @@ PASSWORD = "e2e-Password-1"
 # operation and phase, and a time budget over all of them.
 EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "20"))
 FUZZ_SECONDS = int(os.environ.get("API_FUZZ_SECONDS", "100"))  # deeper: API_FUZZ_EXAMPLES=500 API_FUZZ_SECONDS=900
+# The suite's runs draw the same cases (Hypothesis's advice for CI: a failure is the code's, not the draw's); a new
+# search: API_FUZZ_SEED=random, or any number, with the deeper settings above. The seed is printed either way.
+FUZZ_SEED = os.environ.get("API_FUZZ_SEED", "20261206")
 # Over multipart/form-data every value is text: the fuzzer's "integer" or "null" title for an upload arrives as the
 # text "-439042" or "", which it counts as schema-invalid input accepted. The upload's other checks stay on.
 FUZZ_CONFIG = """
@@ -135,6 +138,15 @@ class ApiStack:
         missing = caller.get("/api/no-such-thing/")
         assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}
         assert stack.client("not-a-token").get("/api/me/").status_code == 401
+        # Long URLs: every answer is JSON, up to nginx's limit and past it (gunicorn's default limit, 4094 bytes,
+        # answered between the two with an HTML page: schemathesis found it; nginx's JSON 414 was a 500).
+        statuses = set()
+        for line in [*range(4090, 4100), 5000, *range(8185, 8196), 9000]:  # `GET <path> HTTP/1.1`, this long
+            path = "/api/documents/?page=" + "9" * (line - len("GET /api/documents/?page= HTTP/1.1"))
+            long = caller.get(path)
+            assert long.headers["Content-Type"].startswith("application/json"), (line, long.status_code, long.text)
+            statuses.add(long.status_code)
+        assert 414 in statuses and statuses - {414}, statuses
 
     def test_2_schemathesis_finds_no_server_error_no_schema_violation_no_invalid_input_accepted(
         self, stack, tmp_path: Path
@@ -145,7 +157,7 @@ class ApiStack:
         assert schema.status_code == 200, schema.text[:500]
         (tmp_path / "schema.json").write_text(schema.text)
         (tmp_path / "schemathesis.toml").write_text(FUZZ_CONFIG)
-        seed = os.environ.get("API_FUZZ_SEED") or str(random.randrange(1 << 31))
+        seed = str(random.randrange(1 << 31)) if FUZZ_SEED == "random" else FUZZ_SEED
         token = caller.session.headers["X-Session-Token"]
         headers = {"Host": DOMAIN, "X-Forwarded-Proto": "https", "X-Session-Token": token}
         command = [tool("schemathesis"), "--config-file", str(tmp_path / "schemathesis.toml"), "run"]

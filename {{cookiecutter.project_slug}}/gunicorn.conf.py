@@ -23,6 +23,10 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 # stop_grace_period longer than this.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
+# A request line as long as nginx passes on (its 8 KB header buffers; gunicorn's most): nginx refuses a longer one
+# with its own 414 (JSON for an API), where gunicorn's default of 4094 bytes answered the lines in between itself,
+# with an HTML page.
+limit_request_line = 8190
 # Recycle workers now and then, so a slow leak never grows without bound.
 max_requests = 2000
 max_requests_jitter = 200
