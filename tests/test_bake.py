@@ -388,7 +388,8 @@ def test_every_sign_in_limit_is_in_the_env_example_and_the_readme_table(cookies)
     project = bake(cookies)
     readme = (project / "README.md").read_text()
     names = ["LOGIN_FAILURE_LIMIT", "LOGIN_COOLOFF_SECONDS", "PASSWORD_RESET_LIMIT_PER_CLIENT"]
-    for name in [*names, "PASSWORD_RESET_LIMIT_PER_ADDRESS", "PASSWORD_RESET_WINDOW_SECONDS"]:
+    names += ["PASSWORD_RESET_LIMIT_PER_ADDRESS", "PASSWORD_RESET_WINDOW_SECONDS"]
+    for name in [*names, "SIGNUP_LIMIT_PER_CLIENT", "SIGNUP_WINDOW_SECONDS"]:
         assert re.search(rf"^#? ?{name}=", (project / ".envs/prod.env.example").read_text(), re.M), name
         assert f"| `{name}` |" in readme, name
     assert "| `CLIENT_IP_HEADER` |" in readme

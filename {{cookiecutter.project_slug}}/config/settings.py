@@ -232,8 +232,8 @@ CELERY_BEAT_SCHEDULE = {
 # Email. With DEBUG on every mail is printed to the console (`docker compose logs app`): nothing is ever sent
 # from development. The live site sends through the SMTP server in EMAIL_URL: smtp+tls://user:password@host:587
 # (STARTTLS), smtps://user:password@host:465 (TLS from the start) or smtp://host:25 (a relay you trust); a
-# password with @ : / in it is percent-encoded. The site needs mail only for password resets and error
-# reports to ADMINS, so it starts without EMAIL_URL, and each mail it then tries to send fails loudly.
+# password with @ : / in it is percent-encoded. The site starts without EMAIL_URL (deploy before the mail
+# provider is ready), and each mail it then tries to send (verification, reset, error report) fails loudly.
 EMAIL_SCHEMES = {"smtp": (25, False, False), "smtp+tls": (587, True, False), "smtps": (465, False, True)}
 EMAIL_URL = os.environ.get("EMAIL_URL", "").strip()
 _mailer: dict[str, Any] = {"BACKEND": "config.mail.UnconfiguredEmailBackend", "OPTIONS": {}}
@@ -303,12 +303,17 @@ CLIENT_IP_HEADER = os.environ.get("CLIENT_IP_HEADER", "X-Real-IP").strip()
 PASSWORD_RESET_LIMIT_PER_CLIENT = env_int("PASSWORD_RESET_LIMIT_PER_CLIENT", 5)
 PASSWORD_RESET_LIMIT_PER_ADDRESS = env_int("PASSWORD_RESET_LIMIT_PER_ADDRESS", 3)
 PASSWORD_RESET_WINDOW = env_int("PASSWORD_RESET_WINDOW_SECONDS", 3600)
+# At most this many sign-ups per client in the window (allauth counts them in the cache); past them a 429.
+SIGNUP_LIMIT_PER_CLIENT = env_int("SIGNUP_LIMIT_PER_CLIENT", 10)
+SIGNUP_WINDOW = env_int("SIGNUP_WINDOW_SECONDS", 3600)
 for _name, _value in [
     ("LOGIN_FAILURE_LIMIT", AXES_FAILURE_LIMIT),
     ("LOGIN_COOLOFF_SECONDS", AXES_COOLOFF_TIME.total_seconds()),
     ("PASSWORD_RESET_LIMIT_PER_CLIENT", PASSWORD_RESET_LIMIT_PER_CLIENT),
     ("PASSWORD_RESET_LIMIT_PER_ADDRESS", PASSWORD_RESET_LIMIT_PER_ADDRESS),
     ("PASSWORD_RESET_WINDOW_SECONDS", PASSWORD_RESET_WINDOW),
+    ("SIGNUP_LIMIT_PER_CLIENT", SIGNUP_LIMIT_PER_CLIENT),
+    ("SIGNUP_WINDOW_SECONDS", SIGNUP_WINDOW),
 ]:
     if _value < 1:
         raise ImproperlyConfigured(f"{_name}={_value:g} must be at least 1.")
@@ -367,9 +372,11 @@ if not SITE_URL and not DEBUG:
 # One limiter per attempt: wrong passwords are counted by axes (above, through authenticate()), so allauth's
 # own password count is off (users.accounts.AccountAdapter); wrong MFA codes are counted by allauth with the same
 # numbers (LOGIN_FAILURE_LIMIT per account per LOGIN_COOLOFF_SECONDS); reset requests by the project's reset limit,
-# one count for the admin's reset page and allauth's (users.accounts.PasswordResetView), so allauth's is off.
+# one count for the admin's reset page and allauth's (users.accounts.PasswordResetView), so allauth's is off;
+# sign-ups by allauth, per client address (users.accounts.AccountAdapter.get_client_ip: nginx's X-Real-IP).
 ACCOUNT_RATE_LIMITS = {
     "login_failed": f"{AXES_FAILURE_LIMIT}/{AXES_COOLOFF_TIME.total_seconds():.0f}s/key",
+    "signup": f"{SIGNUP_LIMIT_PER_CLIENT}/{SIGNUP_WINDOW}s/ip",
     "reset_password": None,  # nosec B105: a rate limit named "password", off (no password here)
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]

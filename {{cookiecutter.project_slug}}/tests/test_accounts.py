@@ -182,6 +182,20 @@ def test_sign_up_mails_a_link_on_the_site_domain_and_login_waits_for_it(
 
 
 @pytest.mark.django_db
+def test_sign_ups_past_the_limit_per_client_answer_429_and_make_no_account(settings: Settings) -> None:
+    settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+    limit = settings.SIGNUP_LIMIT_PER_CLIENT
+
+    def sign_up(number: int, client: Client) -> int:
+        name = {"username": f"user{number}"} if "username" in SIGN_UP else {}
+        return client.post("/accounts/signup/", {**SIGN_UP, **name, "email": f"user{number}@example.com"}).status_code
+
+    assert [sign_up(number, Client()) for number in range(limit + 1)] == [302] * limit + [429]
+    assert User.objects.count() == limit
+    assert sign_up(limit + 1, Client(HTTP_X_REAL_IP="203.0.113.9")) == 302  # another visitor, as nginx names it
+
+
+@pytest.mark.django_db
 def test_signing_up_with_a_taken_address_tells_nothing_and_mails_the_owner(
     client: Client, settings: Settings, mailoutbox: list[EmailMessage]
 ) -> None:

@@ -39,6 +39,8 @@ NAMES = [
     "PASSWORD_RESET_LIMIT_PER_CLIENT",
     "PASSWORD_RESET_LIMIT_PER_ADDRESS",
     "PASSWORD_RESET_WINDOW_SECONDS",
+    "SIGNUP_LIMIT_PER_CLIENT",
+    "SIGNUP_WINDOW_SECONDS",
     "CLIENT_IP_HEADER",
 {%- if cookiecutter.media_storage == "s3" %}
     "MEDIA_S3_ENDPOINT_URL",
@@ -173,24 +175,27 @@ def test_logs_go_to_stdout() -> None:
 def limits(**environ: str) -> subprocess.CompletedProcess[str]:
     code = (
         "from django.conf import settings as s; print(s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds(), "
-        "s.PASSWORD_RESET_LIMIT_PER_CLIENT, s.PASSWORD_RESET_LIMIT_PER_ADDRESS, s.PASSWORD_RESET_WINDOW)"
+        "s.PASSWORD_RESET_LIMIT_PER_CLIENT, s.PASSWORD_RESET_LIMIT_PER_ADDRESS, s.PASSWORD_RESET_WINDOW, "
+        "s.ACCOUNT_RATE_LIMITS['signup'])"
     )
     return run_python(code, **PRODUCTION, **environ)
 
 
 def test_the_sign_in_limits_have_defaults_and_come_from_the_environment() -> None:
-    assert limits().stdout.split() == ["5", "900.0", "5", "3", "3600"]
+    assert limits().stdout.split() == ["5", "900.0", "5", "3", "3600", "10/3600s/ip"]
     configured = limits(
         LOGIN_FAILURE_LIMIT="10",
         LOGIN_COOLOFF_SECONDS="60",
         PASSWORD_RESET_LIMIT_PER_CLIENT="20",
         PASSWORD_RESET_LIMIT_PER_ADDRESS="4",
         PASSWORD_RESET_WINDOW_SECONDS="600",
+        SIGNUP_LIMIT_PER_CLIENT="3",
+        SIGNUP_WINDOW_SECONDS="86400",
     )
-    assert configured.stdout.split() == ["10", "60.0", "20", "4", "600"]
+    assert configured.stdout.split() == ["10", "60.0", "20", "4", "600", "3/86400s/ip"]
 
 
-@pytest.mark.parametrize("name, value", [("LOGIN_FAILURE_LIMIT", "0"), ("LOGIN_COOLOFF_SECONDS", "soon")])
+@pytest.mark.parametrize("name, value", [("LOGIN_FAILURE_LIMIT", "0"), ("LOGIN_COOLOFF_SECONDS", "soon"), ("SIGNUP_LIMIT_PER_CLIENT", "0")])
 def test_a_sign_in_limit_that_cannot_work_is_refused(name: str, value: str) -> None:
     result = limits(**{name: value})
     assert result.returncode != 0 and f"{name}=" in result.stderr
