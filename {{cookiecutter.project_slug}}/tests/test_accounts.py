@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -18,6 +19,7 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, generate_totp_secret, hotp_value
+from django.apps import apps as django_apps
 from django.core.cache import cache
 from django.core.mail import EmailMessage
 from django.core.management import call_command
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from django.test.client import _MonkeyPatchedWSGIResponse as Response
 
 PASSWORD = "a-Long-password-9"
+NEW_PASSWORD = "another-Long-password-7"
 ADDRESS = "ada@example.com"
 {%- if cookiecutter.username_type == "email" %}
 LOGIN = ADDRESS
@@ -239,6 +242,23 @@ def test_both_reset_pages_share_one_limit_per_address(
 
 
 @pytest.mark.django_db
+def test_the_upgrade_migration_gives_earlier_users_a_verified_address_they_sign_in_with(
+    client: Client, settings: Settings
+) -> None:
+    """users/migrations/0003 for a project made before accounts (upgraded through cruft): no user had an
+    EmailAddress then, and mandatory verification would have locked every one of them out."""
+    settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+    spelled = "Ada@Example.com"
+    names = {"email": spelled} if User.USERNAME_FIELD == "email" else {"username": LOGIN, "email": spelled}
+    ada = User.objects.create_user(**names, password=PASSWORD)
+    EmailAddress.objects.all().delete()  # as before accounts
+    import_module("users.migrations.0003_email_addresses").add_addresses(django_apps, None)
+    address = EmailAddress.objects.get(user=ada)
+    assert (address.email, address.verified, address.primary) == (ADDRESS, True, True)
+    assert log_in(client).status_code == 302
+
+
+@pytest.mark.django_db
 def test_login_cycles_the_session(client: Client) -> None:
     make_user()
     client.get("/accounts/login/")
@@ -248,6 +268,59 @@ def test_login_cycles_the_session(client: Client) -> None:
     before = client.cookies["sessionid"].value
     assert log_in(client).status_code == 302
     assert client.cookies["sessionid"].value != before
+
+
+@pytest.mark.django_db
+def test_a_password_change_needs_the_old_one_and_then_only_the_new_one_signs_in(client: Client) -> None:
+    make_user()
+    assert log_in(client).status_code == 302
+    change = {"oldpassword": "not-the-password", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
+    assert client.post("/accounts/password/change/", change).status_code == 200  # the form again, with its error
+    change["oldpassword"] = PASSWORD
+    assert client.post("/accounts/password/change/", change).status_code == 302
+    assert log_in(Client()).status_code == 200  # refused
+    assert log_in(Client(), password=NEW_PASSWORD).status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_reset_link_on_the_site_domain_sets_a_new_password_once(
+    client: Client, settings: Settings, mailoutbox: list[EmailMessage]
+) -> None:
+    settings.SITE_URL = "https://shop.example.com"
+    make_user()
+    assert client.post("/accounts/password/reset/", {"email": ADDRESS}).status_code == 302
+    assert len(mailoutbox) == 1 and mailoutbox[0].to == [ADDRESS]
+    link = re.search(r"https://shop\.example\.com(/accounts/password/reset/key/[^/\s]+/)", str(mailoutbox[0].body))
+    assert link, mailoutbox[0].body
+    opened = client.get(link.group(1))  # allauth keeps the key in the session and sends the browser on
+    assert opened.status_code == 302
+    new = {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
+    assert client.post(opened.headers["Location"], new).status_code == 302
+    assert log_in(Client(), password=NEW_PASSWORD).status_code == 302
+    again = Client().get(link.group(1), follow=True)  # a used link is refused
+    assert again.status_code == 200 and again.context["token_fail"]
+
+
+@pytest.mark.django_db
+def test_a_new_address_becomes_the_primary_only_once_its_mailed_link_is_followed(
+    client: Client, settings: Settings, mailoutbox: list[EmailMessage]
+) -> None:
+    settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+    settings.SITE_URL = "https://shop.example.com"
+    user = make_user()
+    assert log_in(client).status_code == 302
+    new = "ada@new.example.com"
+    assert client.post("/accounts/email/", {"email": new, "action_add": ""}).status_code == 302
+    assert len(mailoutbox) == 1 and mailoutbox[0].to == [new]
+    client.post("/accounts/email/", {"email": new, "action_primary": ""})  # not yet: it is unverified
+    user.refresh_from_db()
+    assert user.email == ADDRESS
+    link = re.search(r"https://shop\.example\.com(/accounts/confirm-email/[^/\s]+/)", str(mailoutbox[0].body))
+    assert link, mailoutbox[0].body
+    assert client.post(link.group(1)).status_code == 302
+    assert client.post("/accounts/email/", {"email": new, "action_primary": ""}).status_code == 302
+    user.refresh_from_db()
+    assert user.email == new and EmailAddress.objects.get(user=user, primary=True).email == new
 
 
 @pytest.mark.django_db
