@@ -242,6 +242,18 @@ def test_both_reset_pages_share_one_limit_per_address(
 
 
 @pytest.mark.django_db
+def test_the_admins_reset_page_mails_its_link_on_the_site_domain_too(
+    client: Client, settings: Settings, mailoutbox: list[EmailMessage]
+) -> None:
+    settings.SITE_URL = "https://shop.example.com"
+    make_user()
+    assert client.post("/admin/password-reset/", {"email": ADDRESS}).status_code == 302
+    assert len(mailoutbox) == 1
+    links = re.findall(r"\w+://[^/\s]+/", str(mailoutbox[0].body))
+    assert links and set(links) == {"https://shop.example.com/"}, mailoutbox[0].body  # not the request's testserver
+
+
+@pytest.mark.django_db
 def test_the_upgrade_migration_gives_earlier_users_a_verified_address_they_sign_in_with(
     client: Client, settings: Settings
 ) -> None:

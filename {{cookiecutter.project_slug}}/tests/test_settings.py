@@ -195,7 +195,9 @@ def test_the_sign_in_limits_have_defaults_and_come_from_the_environment() -> Non
     assert configured.stdout.split() == ["10", "60.0", "20", "4", "600", "3/86400s/ip"]
 
 
-@pytest.mark.parametrize("name, value", [("LOGIN_FAILURE_LIMIT", "0"), ("LOGIN_COOLOFF_SECONDS", "soon"), ("SIGNUP_LIMIT_PER_CLIENT", "0")])
+@pytest.mark.parametrize(
+    "name, value", [("LOGIN_FAILURE_LIMIT", "0"), ("LOGIN_COOLOFF_SECONDS", "soon"), ("SIGNUP_LIMIT_PER_CLIENT", "0")]
+)
 def test_a_sign_in_limit_that_cannot_work_is_refused(name: str, value: str) -> None:
     result = limits(**{name: value})
     assert result.returncode != 0 and f"{name}=" in result.stderr

@@ -3,6 +3,7 @@ password-reset limit. Failed logins are counted, and locked out, by django-axes 
 
 import hashlib
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
@@ -48,9 +49,22 @@ def within_limit(scope: str, value: str, limit: int, window: int) -> bool:
         return True
 
 
+class SiteLinkResetForm(PasswordResetForm):
+    """Django's reset form with its mailed link on SITE_URL (the configured domain, HTTPS), like allauth's mails,
+    instead of the request's own host and scheme."""
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if settings.SITE_URL:
+            site = urlsplit(settings.SITE_URL)
+            kwargs.update(domain_override=site.netloc, use_https=site.scheme == "https")
+        super().save(*args, **kwargs)
+
+
 class PasswordResetView(auth_views.PasswordResetView):
     """Django's password reset, with a limit per client and per address: past either, a 429 page says so and no
     mail is sent. The address counts whether or not it has an account, so the page tells nothing about it."""
+
+    form_class = SiteLinkResetForm
 
     def form_valid(self, form: PasswordResetForm) -> HttpResponse:
         if not reset_allowed(self.request, form.cleaned_data["email"]):
