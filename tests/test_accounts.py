@@ -95,6 +95,13 @@ def path(page) -> str:
     return urlsplit(page.url).path
 
 
+def visit(page, account_page: str) -> None:
+    """Open a page of the account's and see it served as itself, in the site's layout."""
+    response = page.goto(account_page)
+    assert response.status == 200 and path(page) == account_page, (account_page, page.url)
+    assert page.locator("nav").count() == 1 and page.locator("main h1").count() >= 1, account_page
+
+
 def authenticate(page, code: str) -> str:
     """Answer the login's second step with a code; the page's error, if it stayed."""
     assert path(page) == "/accounts/2fa/authenticate/", page.url
@@ -121,6 +128,7 @@ class TestAccounts:
 
     def test_1_sign_up_verify_by_mail_log_in_and_turn_on_totp(self, stack):
         with browser(stack) as page:
+            visit(page, "/accounts/password/reset/")  # the account pages' look and scripts under the CSP (also below)
             page.goto("/")
             with page.expect_navigation():
                 page.click("nav >> text=Sign up")
@@ -155,6 +163,13 @@ class TestAccounts:
             reauthenticate(page)
             TestAccounts.recovery_codes = page.input_value("#recovery_codes").split()
             assert len(self.recovery_codes) == 10, self.recovery_codes
+            for account_page in (
+                "/accounts/email/",
+                "/accounts/password/change/",
+                "/accounts/sessions/",
+                "/accounts/2fa/",
+            ):
+                visit(page, account_page)
             assert page.csp_violations == []
 
     def test_2_login_asks_for_the_code_refuses_and_counts_wrong_ones_and_takes_a_recovery_code_once(self, stack):

@@ -100,6 +100,11 @@ def prepare_engine(ctx: Run) -> None:
         scan = ctx.work / "scan"
         shutil.copytree(ctx.project, scan / ctx.slug)
         (scan / ctx.slug / "compose.prod.yaml").unlink()  # names the project's own images
+        # The worker and beat run the development image the app service builds (`${COMPOSE_PROJECT_NAME}-app`): not
+        # a base image (.ci/run leaves it out of its scan the same way).
+        compose = scan / ctx.slug / "compose.yaml"
+        lines = compose.read_text().splitlines(keepends=True)
+        compose.write_text("".join(line for line in lines if line.strip() != "image: ${COMPOSE_PROJECT_NAME}-app"))
         run([str(standins), "--scan", str(scan)], timeout=1800)
         run([str(standins), ctx.bases["naive"]], timeout=1800)
     else:

@@ -28,13 +28,13 @@ from pytest_django import Settings
 
 from users.models import User
 
+from .factories import PASSWORD, UserFactory
 from .test_settings import NAMES, PRODUCTION, PROJECT
 
 if TYPE_CHECKING:
     # What the test client returns (django-stubs' name): a response with .text, .json(), .context and the like.
     from django.test.client import _MonkeyPatchedWSGIResponse as Response
 
-PASSWORD = "a-Long-password-9"
 NEW_PASSWORD = "another-Long-password-7"
 ADDRESS = "ada@example.com"
 {%- if cookiecutter.username_type == "email" %}
@@ -86,7 +86,7 @@ def fresh_counts(request: pytest.FixtureRequest) -> Iterator[None]:
 
 def make_user(verified: bool = True, **extra: Any) -> User:
     names = {"email": ADDRESS} if User.USERNAME_FIELD == "email" else {"username": LOGIN, "email": ADDRESS}
-    user = User.objects.create_user(**names, password=PASSWORD, **extra)
+    user = UserFactory.create(**names, **extra)
     # A superuser has a verified address already (users/accounts.py); everyone else gets the one asked for.
     EmailAddress.objects.update_or_create(user=user, email=ADDRESS, defaults={"verified": verified, "primary": True})
     return user

@@ -6,21 +6,15 @@ from typing import Any
 
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, generate_totp_secret, hotp_value
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from {{ cookiecutter.project_slug }}.models import Document
 
-PASSWORD = "a-Long-password-9"
-{%- if cookiecutter.username_type == "email" %}
-LOGIN_FIELD = "email"
-{%- else %}
-LOGIN_FIELD = "username"
-{%- endif %}
-User = get_user_model()
+from .factories import PASSWORD, DocumentFactory, UserFactory
+
+LOGIN_FIELD = "{{ cookiecutter.username_type }}"  # email or username
 ITEMS = "{{ 'results' if cookiecutter.api == 'drf' else 'items' }}"  # the page's list of documents
 
 
@@ -34,7 +28,7 @@ def no_counts_left(settings: Any) -> Iterator[None]:
 
 def make_user(name: str, **extra: Any) -> Any:
     login = {"username": name} if LOGIN_FIELD == "username" else {}
-    return User.objects.create_user(**login, email=f"{name}@example.com", password=PASSWORD, **extra)
+    return UserFactory.create(**login, email=f"{name}@example.com", **extra)
 
 
 def token_for(client: Client, user: Any) -> str:
@@ -50,7 +44,7 @@ def api(token: str) -> Client:
 
 
 def document(title: str, owner: Any = None) -> Document:
-    return Document.objects.create(title=title, file=ContentFile(b"text", name=f"{title}.txt"), owner=owner)
+    return DocumentFactory.create(title=title, owner=owner)
 
 
 @pytest.mark.django_db

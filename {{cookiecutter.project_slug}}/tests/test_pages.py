@@ -80,7 +80,7 @@ def test_pages_carry_a_strict_content_security_policy(client: Client, path: str)
 @pytest.mark.django_db
 def test_the_home_page_pages_documents_ten_at_a_time(client: Client) -> None:
     for number in range(1, 13):
-        Document.objects.create(title=f"Document {number:02}", file=ContentFile(b"x", name=f"doc{number}.txt"))
+        DocumentFactory.create(title=f"Document {number:02}")
     first, second = client.get("/").text, client.get("/?page=2").text
     assert "Document 12" in first and "Document 03" in first and "Document 02" not in first
     assert "Document 02" in second and "Document 01" in second and "Document 03" not in second
