@@ -107,6 +107,14 @@ def log_in(client: Client, login: str = LOGIN, password: str = PASSWORD, **extra
     return client.post("/accounts/login/", {"login": login, "password": password, **extra})
 
 
+def reset_mail(client: Client, page: str, mailoutbox: list[EmailMessage]) -> str:
+    """The body of the one mail a reset of a user's password on `page` sends."""
+    make_user()
+    assert client.post(page, {"email": ADDRESS}).status_code == 302
+    assert len(mailoutbox) == 1 and mailoutbox[0].to == [ADDRESS], mailoutbox
+    return str(mailoutbox[0].body)
+
+
 def reauthenticate(client: Client) -> None:
     """The password again: allauth asks for it before MFA is changed, however recent the login."""
     assert client.post("/accounts/reauthenticate/", {"password": PASSWORD}).status_code == 302
@@ -246,11 +254,9 @@ def test_the_admins_reset_page_mails_its_link_on_the_site_domain_too(
     client: Client, settings: Settings, mailoutbox: list[EmailMessage]
 ) -> None:
     settings.SITE_URL = "https://shop.example.com"
-    make_user()
-    assert client.post("/admin/password-reset/", {"email": ADDRESS}).status_code == 302
-    assert len(mailoutbox) == 1
-    links = re.findall(r"\w+://[^/\s]+/", str(mailoutbox[0].body))
-    assert links and set(links) == {"https://shop.example.com/"}, mailoutbox[0].body  # not the request's testserver
+    body = reset_mail(client, "/admin/password-reset/", mailoutbox)
+    links = re.findall(r"\w+://[^/\s]+/", body)
+    assert links and set(links) == {"https://shop.example.com/"}, body  # not the request's host (testserver)
 
 
 @pytest.mark.django_db
@@ -299,11 +305,9 @@ def test_a_reset_link_on_the_site_domain_sets_a_new_password_once(
     client: Client, settings: Settings, mailoutbox: list[EmailMessage]
 ) -> None:
     settings.SITE_URL = "https://shop.example.com"
-    make_user()
-    assert client.post("/accounts/password/reset/", {"email": ADDRESS}).status_code == 302
-    assert len(mailoutbox) == 1 and mailoutbox[0].to == [ADDRESS]
-    link = re.search(r"https://shop\.example\.com(/accounts/password/reset/key/[^/\s]+/)", str(mailoutbox[0].body))
-    assert link, mailoutbox[0].body
+    body = reset_mail(client, "/accounts/password/reset/", mailoutbox)
+    link = re.search(r"https://shop\.example\.com(/accounts/password/reset/key/[^/\s]+/)", body)
+    assert link, body
     opened = client.get(link.group(1))  # allauth keeps the key in the session and sends the browser on
     assert opened.status_code == 302
     new = {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
